@@ -1,0 +1,69 @@
+//! axum routers and extractors only: parse and authenticate requests, map errors to Matrix
+//! errcodes. No SQL.
+
+mod client;
+mod error_response;
+mod ruma_extract;
+mod synapse_admin;
+
+use axum::{Router, http::Method, routing::MethodFilter};
+use ruma::api::{IncomingRequest, path_builder::PathBuilder};
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::{error::Error, service::Services};
+
+pub(crate) use ruma_extract::{Ruma, RumaResponse};
+
+/// The whole HTTP application.
+pub fn router(services: Services) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(Any);
+    Router::new()
+        .merge(client::router())
+        .merge(synapse_admin::router())
+        .fallback(|| async { Error::unrecognized("Unrecognized request") })
+        .method_not_allowed_fallback(|| async {
+            Error::Matrix {
+                kind: ruma::api::error::ErrorKind::Unrecognized,
+                message: "Unrecognized request: method not allowed".to_owned(),
+            }
+            .with_status(http::StatusCode::METHOD_NOT_ALLOWED)
+        })
+        .layer(cors)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(services)
+}
+
+/// Adds a handler for a ruma endpoint on every path the spec has given it.
+pub(crate) trait RouteExt {
+    fn ruma<T, H, M>(self, handler: H) -> Self
+    where
+        T: IncomingRequest,
+        H: axum::handler::Handler<M, Services>,
+        M: 'static;
+}
+
+impl RouteExt for Router<Services> {
+    fn ruma<T, H, M>(mut self, handler: H) -> Self
+    where
+        T: IncomingRequest,
+        H: axum::handler::Handler<M, Services>,
+        M: 'static,
+    {
+        let filter =
+            MethodFilter::try_from(T::METHOD).expect("ruma endpoints use standard methods");
+        for path in T::PATH_BUILDER.all_paths() {
+            self = self.route(path, axum::routing::on(filter, handler.clone()));
+        }
+        self
+    }
+}

@@ -1,0 +1,121 @@
+use super::*;
+
+#[test]
+fn a_minimal_config_gets_synapse_defaults() {
+    let c = Config::parse("server_name: example.org\n", "t.yaml").unwrap();
+    assert_eq!(c.http_addresses(), vec!["127.0.0.1:8008".parse().unwrap()]);
+    assert_eq!(
+        c.backend(),
+        Backend::Sqlite {
+            path: "homeserver.db".to_owned()
+        }
+    );
+    assert_eq!(c.max_upload_size, ByteSize(50 * 1024 * 1024));
+    assert!(!c.enable_registration);
+}
+
+#[test]
+fn sizes_and_durations_take_synapse_suffixes() {
+    let c = Config::parse(
+        "server_name: a.b\nmax_upload_size: 10M\nturn_user_lifetime: 2h\nrefreshable_access_token_lifetime: 90s\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(c.max_upload_size, ByteSize(10 * 1024 * 1024));
+    assert_eq!(c.turn_user_lifetime, Duration(7_200_000));
+    assert_eq!(c.refreshable_access_token_lifetime, Duration(90_000));
+}
+
+#[test]
+fn postgres_args_become_a_url() {
+    let c = Config::parse(
+        "server_name: a.b\ndatabase:\n  name: psycopg2\n  args: {user: syn, password: pw, database: db1, host: 127.0.0.1, port: 5433, cp_max: 7}\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.backend(),
+        Backend::Postgres {
+            url: "postgres://syn:pw@127.0.0.1:5433/db1".to_owned(),
+            max_connections: 7
+        }
+    );
+}
+
+#[test]
+fn a_wrong_value_names_the_key() {
+    let err = Config::parse(
+        "server_name: a.b\nlisteners:\n  - port: notaport\n",
+        "hs.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("hs.yaml: "), "{err}");
+    assert!(err.contains("listeners[0].port"), "{err}");
+
+    let err = Config::parse("server_name: a.b\ndatabase: {name: mysql}\n", "hs.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("database.name") && err.contains("sqlite3"),
+        "{err}"
+    );
+
+    let err = Config::parse("enable_registration: true\n", "hs.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server_name"), "{err}");
+
+    let err = Config::parse("server_name: a.b\nmax_upload_size: lots\n", "hs.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_upload_size"), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_not_fatal() {
+    let c = Config::parse(
+        "server_name: a.b\nmacaroon_secret_key: x\nlisteners:\n  - port: 9000\n    frob: 1\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(c.listeners[0].port, 9000);
+}
+
+#[test]
+fn rc_login_accepts_flat_and_nested_shapes() {
+    let c = Config::parse(
+        "server_name: a.b\nrc_login: {per_second: 5, burst_count: 20}\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(c.rc_login.account.burst_count, 20.0);
+    let c = Config::parse(
+        "server_name: a.b\nrc_login: {address: {per_second: 1, burst_count: 2}}\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(c.rc_login.address.burst_count, 2.0);
+    assert_eq!(c.rc_login.account, RcLogin::default().account);
+}
+
+#[test]
+fn generated_config_loads_and_is_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = GenerateOptions {
+        server_name: "example.org".to_owned(),
+        config_path: dir.path().join("homeserver.yaml"),
+        data_dir: dir.path().join("data"),
+    };
+    generate(&opts).unwrap();
+    let c = Config::load(&opts.config_path).unwrap();
+    assert_eq!(c.server_name, "example.org");
+    assert!(
+        c.registration_shared_secret
+            .as_deref()
+            .is_some_and(|s| s.len() >= 32)
+    );
+    let key = std::fs::read_to_string(c.signing_key_path.unwrap()).unwrap();
+    assert!(key.starts_with("ed25519 a_"));
+    assert!(generate(&opts).is_err());
+}

@@ -1,0 +1,60 @@
+//! Causeway: a Matrix homeserver.
+//!
+//! `api -> service -> store`: axum handlers parse and authenticate requests, the service layer holds
+//! the domain, and the store is the only place with SQL.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use service::Services;
+pub use store::Store;
+
+/// Opens the database and builds the services for a config.
+pub async fn services(config: Config) -> anyhow::Result<Services> {
+    let store = Store::open(&config.backend()).await?;
+    Ok(Services::new(config, store))
+}
+
+/// The HTTP application for these services.
+pub fn app(services: Services) -> Router {
+    api::router(services)
+}
+
+/// Serves `services` on every listener until `shutdown` resolves.
+pub async fn run(
+    services: Services,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = app(services);
+    let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let app = app
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let mut rx = tx.subscribe();
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.recv().await;
+                })
+                .await
+        });
+    }
+    shutdown.await;
+    let _ = tx.send(());
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    Ok(())
+}
