@@ -102,11 +102,20 @@ impl Appservice {
 
     pub(crate) fn is_registered(&self, user_id: &UserId) -> bool {
         user_id == self.inner.bot
-            || self.inner.registered.lock().expect("cache lock").contains(user_id)
+            || self
+                .inner
+                .registered
+                .lock()
+                .expect("cache lock")
+                .contains(user_id)
     }
 
     pub(crate) fn set_registered(&self, user_id: &UserId) {
-        self.inner.registered.lock().expect("cache lock").insert(user_id.to_owned());
+        self.inner
+            .registered
+            .lock()
+            .expect("cache lock")
+            .insert(user_id.to_owned());
     }
 
     pub(crate) fn is_joined(&self, room_id: &RoomId, user_id: &UserId) -> bool {

@@ -147,6 +147,22 @@ impl Client {
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
+        self.send_with_query(request, user_id, &[]).await
+    }
+
+    /// Like [`Client::send`], adding query parameters ruma does not model for the endpoint
+    /// (e.g. `ts` on a redaction, which the spec allows on any appservice request).
+    pub async fn send_with_query<R>(
+        &self,
+        request: R,
+        user_id: Option<&UserId>,
+        query: &[(&str, String)],
+    ) -> Result<R::IncomingResponse>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
         let identity = match user_id {
             Some(user_id) => AppserviceUserIdentity::new(user_id),
             None => AppserviceUserIdentity::default(),
@@ -163,6 +179,11 @@ impl Client {
                 .map_err(|e| Error::Protocol(format!("building request: {e}")))?
         };
         let (parts, body) = http_request.into_parts();
+        let mut url = url::Url::parse(&parts.uri.to_string())
+            .map_err(|e| Error::Protocol(format!("bad url: {e}")))?;
+        for (key, value) in query {
+            url.query_pairs_mut().append_pair(key, value);
+        }
         let (status, headers, bytes) = self
             .execute(|| {
                 let mut builder = self
