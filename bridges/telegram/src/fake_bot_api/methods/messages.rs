@@ -138,10 +138,10 @@ pub(super) fn set_message_reaction(
         }
     }
     let entry = w.writable_chat(&chat, bot_id)?;
-    if !entry
+    if entry
         .messages
         .get(&message_id)
-        .is_some_and(|m| !m.deleted_by_bot)
+        .is_none_or(|m| m.deleted_by_bot)
     {
         return Err(ApiError::bad_request("message to react not found"));
     }
