@@ -323,13 +323,29 @@ impl Config {
 
     /// Parses config text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        // Two passes: serde_path_to_error names the key of a bad value, serde_ignored lists unknown
+        // keys; stacked in one pass, the path is lost.
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.into_inner().to_string();
+            if key == "." {
+                ConfigError::Invalid {
+                    file: file.to_owned(),
+                    message,
+                }
+            } else {
+                ConfigError::BadValue {
+                    file: file.to_owned(),
+                    key,
+                    expected: message,
+                }
+            }
+        })?;
         let mut unknown = Vec::new();
         let de = serde_yaml_ng::Deserializer::from_str(text);
-        let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-            .map_err(|e| ConfigError::Invalid {
-                file: file.to_owned(),
-                message: e.to_string(),
-            })?;
+        let _: Result<Config, _> =
+            serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
         for key in unknown {
             tracing::warn!(file, key, "unknown config key ignored");
         }
@@ -355,16 +371,15 @@ impl Config {
                 "expected a server name such as `example.org` or `localhost:8448`",
             ));
         }
-        if let Some(url) = &self.public_baseurl {
-            if url::Url::parse(url)
+        if let Some(url) = &self.public_baseurl
+            && url::Url::parse(url)
                 .map(|u| !matches!(u.scheme(), "http" | "https"))
                 .unwrap_or(true)
-            {
-                return Err(bad(
-                    "public_baseurl",
-                    "expected an http(s) URL such as `https://matrix.example.org/`",
-                ));
-            }
+        {
+            return Err(bad(
+                "public_baseurl",
+                "expected an http(s) URL such as `https://matrix.example.org/`",
+            ));
         }
         if !self.listeners.iter().any(|l| l.kind == "http") {
             return Err(bad(
@@ -425,13 +440,13 @@ impl Config {
         self.rc_login
             .validate()
             .map_err(|(k, e)| bad(&format!("rc_login.{k}"), e))?;
-        if let Some(secret) = &self.registration_shared_secret {
-            if secret.is_empty() {
-                return Err(bad(
-                    "registration_shared_secret",
-                    "must not be empty; remove the key to disable",
-                ));
-            }
+        if let Some(secret) = &self.registration_shared_secret
+            && secret.is_empty()
+        {
+            return Err(bad(
+                "registration_shared_secret",
+                "must not be empty; remove the key to disable",
+            ));
         }
         Ok(())
     }

@@ -69,12 +69,12 @@ impl Store {
         sqlx::any::install_default_drivers();
         let store = match backend {
             Backend::Sqlite { path } => {
-                if let Some(parent) = std::path::Path::new(path).parent() {
-                    if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(parent).map_err(|e| {
-                            StoreError::Migrate(format!("cannot create {}: {e}", parent.display()))
-                        })?;
-                    }
+                if let Some(parent) = std::path::Path::new(path).parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StoreError::Migrate(format!("cannot create {}: {e}", parent.display()))
+                    })?;
                 }
                 let url = format!("sqlite://{path}?mode=rwc");
                 let writer = sqlite_pool(&url, 1).await?;

@@ -35,10 +35,19 @@ impl IntoResponse for Error {
                     }) => Some(d.as_secs().max(1)),
                     _ => None,
                 };
-                let body = serde_json::to_vec(&StandardErrorBody::new(kind, message))
-                    .unwrap_or_else(|_| {
-                        br#"{"errcode":"M_UNKNOWN","error":"Internal error"}"#.to_vec()
-                    });
+                let soft_logout = match &kind {
+                    ErrorKind::UnknownToken(data) => Some(data.soft_logout),
+                    _ => None,
+                };
+                let mut value = serde_json::to_value(StandardErrorBody::new(kind, message))
+                    .unwrap_or_else(
+                        |_| serde_json::json!({"errcode": "M_UNKNOWN", "error": "Internal error"}),
+                    );
+                // ruma omits `soft_logout: false`; clients (and Synapse) expect it spelled out.
+                if let Some(soft) = soft_logout {
+                    value["soft_logout"] = soft.into();
+                }
+                let body = value.to_string().into_bytes();
                 (body, retry)
             }
             Error::Uiaa(value) => (value.to_string().into_bytes(), None),

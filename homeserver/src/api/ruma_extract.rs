@@ -128,16 +128,15 @@ pub(crate) fn access_token(parts: &Parts) -> Result<Option<String>, Error> {
 /// The peer address, or the first `X-Forwarded-For` hop when a listener says `x_forwarded`.
 pub(crate) fn client_ip(parts: &Parts, services: &Services) -> String {
     let trust_forwarded = services.config.listeners.iter().any(|l| l.x_forwarded);
-    if trust_forwarded {
-        if let Some(ip) = parts
+    if trust_forwarded
+        && let Some(ip) = parts
             .headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.trim().parse::<IpAddr>().ok())
-        {
-            return ip.to_string();
-        }
+    {
+        return ip.to_string();
     }
     parts
         .extensions

@@ -30,10 +30,10 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<()> {
         write_private(&key_path, &signing_key_line())?;
     }
     let text = render(opts, &key_path);
-    if let Some(parent) = opts.config_path.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)?;
-        }
+    if let Some(parent) = opts.config_path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)?;
     }
     write_private(&opts.config_path, &text)?;
     Ok(())

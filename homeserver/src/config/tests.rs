@@ -119,3 +119,56 @@ fn generated_config_loads_and_is_not_overwritten() {
     assert!(key.starts_with("ed25519 a_"));
     assert!(generate(&opts).is_err());
 }
+
+#[test]
+fn a_synapse_generated_config_loads() {
+    let text = include_str!("../../tests/fixtures/synapse-generated.yaml");
+    let c = Config::parse(text, "homeserver.yaml").unwrap();
+    assert_eq!(c.server_name, "example.org");
+    assert_eq!(c.http_addresses().len(), 2, "::1 and 127.0.0.1");
+    assert_eq!(
+        c.backend(),
+        Backend::Sqlite {
+            path: "/var/lib/synapse/homeserver.db".to_owned()
+        }
+    );
+    assert!(c.registration_shared_secret.is_some());
+}
+
+#[test]
+fn every_documented_synapse_key_is_read() {
+    let text = include_str!("../../tests/fixtures/synapse-full.yaml");
+    let c = Config::parse(text, "homeserver.yaml").unwrap();
+    assert_eq!(
+        c.public_baseurl.as_deref(),
+        Some("https://matrix.example.org/")
+    );
+    assert_eq!(c.http_addresses(), vec!["127.0.0.1:8008".parse().unwrap()]);
+    assert!(matches!(
+        c.backend(),
+        Backend::Postgres {
+            max_connections: 10,
+            ..
+        }
+    ));
+    assert_eq!(c.max_upload_size, ByteSize(100 * 1024 * 1024));
+    assert!(c.enable_registration && !c.allow_guest_access && c.url_preview_enabled);
+    assert_eq!(c.app_service_config_files.len(), 1);
+    assert_eq!(
+        c.url_preview_ip_range_blacklist.as_ref().map(Vec::len),
+        Some(3)
+    );
+    assert!(c.user_directory.search_all_users && !c.presence.enabled);
+    assert_eq!(c.turn_uris.len(), 2);
+    assert_eq!(c.turn_user_lifetime, Duration(86_400_000));
+    assert!(c.serve_server_wellknown);
+    assert_eq!(
+        c.rc_message,
+        RateLimit {
+            per_second: 0.5,
+            burst_count: 15.0
+        }
+    );
+    assert_eq!(c.rc_registration.burst_count, 2.0);
+    assert_eq!(c.rc_login.failed_attempts.burst_count, 7.0);
+}

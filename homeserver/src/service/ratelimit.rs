@@ -106,10 +106,12 @@ mod tests {
 
     #[test]
     fn the_burst_passes_then_the_next_is_limited_with_a_wait() {
-        let mut config = Config::default();
-        config.rc_registration = RateLimit {
-            per_second: 0.5,
-            burst_count: 2.0,
+        let config = Config {
+            rc_registration: RateLimit {
+                per_second: 0.5,
+                burst_count: 2.0,
+            },
+            ..Config::default()
         };
         let l = Limiters::new(&config);
         assert!(l.check(Action::Registration, "1.2.3.4").is_ok());

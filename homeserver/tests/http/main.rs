@@ -1,0 +1,14 @@
+//! HTTP-level tests of the homeserver, each run on SQLite and on PostgreSQL.
+
+#[macro_use]
+mod support;
+
+mod account;
+mod admin_register;
+mod devices;
+mod discovery;
+mod errors;
+mod login;
+mod profile;
+mod register;
+mod storage;
