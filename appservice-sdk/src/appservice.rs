@@ -110,7 +110,7 @@ impl Appservice {
                 .contains(user_id)
     }
 
-    pub(crate) fn set_registered(&self, user_id: &UserId) {
+    pub(crate) fn mark_registered(&self, user_id: &UserId) {
         self.inner
             .registered
             .lock()

@@ -76,6 +76,24 @@ impl SendOptions {
     }
 }
 
+/// A transaction id derived from a scope (e.g. the portal) and a remote event id (FNV-1a,
+/// 64 bits): sending the same remote event twice uses the same id, and the homeserver
+/// answers the repeat with the first event instead of posting it again.
+///
+/// ```
+/// use appservice_sdk::intent::txn_id_for;
+/// assert_eq!(txn_id_for("chat", "m1"), txn_id_for("chat", "m1"));
+/// assert_ne!(txn_id_for("chat", "m1"), txn_id_for("chat", "m2"));
+/// ```
+pub fn txn_id_for(scope: &str, remote_id: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in scope.bytes().chain([0]).chain(remote_id.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("cw{hash:016x}{:x}", remote_id.len())
+}
+
 /// Acting as one appservice user; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Intent {
@@ -120,7 +138,7 @@ impl Intent {
             Err(e) if e.errcode() == Some("M_USER_IN_USE") => {}
             Err(e) => return Err(e),
         }
-        self.appservice.set_registered(&self.user_id);
+        self.appservice.mark_registered(&self.user_id);
         Ok(())
     }
 

@@ -196,7 +196,7 @@ fn authenticate(
     state: &ServerState,
     headers: &HeaderMap,
     query: &BTreeMap<String, String>,
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -205,25 +205,29 @@ fn authenticate(
     let from_query = query.get("access_token").map(String::as_str);
     let token = match (from_header, from_query) {
         (None, None) => {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::UNAUTHORIZED,
                 "M_UNAUTHORIZED",
                 "missing token",
-            ));
+            )));
         }
         (Some(h), Some(q)) if !bool::from(h.as_bytes().ct_eq(q.as_bytes())) => {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::FORBIDDEN,
                 "M_FORBIDDEN",
                 "header and query tokens differ",
-            ));
+            )));
         }
         (Some(t), _) | (None, Some(t)) => t,
     };
     if bool::from(token.as_bytes().ct_eq(state.hs_token.as_bytes())) {
         Ok(())
     } else {
-        Err(error(StatusCode::FORBIDDEN, "M_FORBIDDEN", "bad token"))
+        Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "M_FORBIDDEN",
+            "bad token",
+        )))
     }
 }
 
@@ -236,7 +240,7 @@ async fn put_transaction(
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(refused) = authenticate(&state, &headers, &query) {
-        return refused;
+        return *refused;
     }
     let mut txn: Transaction = match serde_json::from_slice(&body) {
         Ok(txn) => txn,
@@ -294,7 +298,7 @@ async fn get_user(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = authenticate(&state, &headers, &query) {
-        return refused;
+        return *refused;
     }
     match UserId::parse(&user_id) {
         Ok(user_id) if state.handler.query_user(&user_id).await => Json(json!({})).into_response(),
@@ -310,7 +314,7 @@ async fn get_room_alias(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = authenticate(&state, &headers, &query) {
-        return refused;
+        return *refused;
     }
     match RoomAliasId::parse(&alias) {
         Ok(alias) if state.handler.query_room_alias(&alias).await => {
@@ -327,7 +331,7 @@ async fn post_ping(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = authenticate(&state, &headers, &query) {
-        return refused;
+        return *refused;
     }
     Json(json!({})).into_response()
 }
@@ -340,7 +344,7 @@ async fn get_protocol(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = authenticate(&state, &headers, &query) {
-        return refused;
+        return *refused;
     }
     match state.handler.thirdparty_protocol(&protocol).await {
         Some(p) => Json(p).into_response(),
@@ -369,7 +373,7 @@ async fn get_locations_by_protocol(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = authenticate(&state, &headers, &query) {
-        return refused;
+        return *refused;
     }
     let fields = without_token(query);
     list_or_not_found(
@@ -387,7 +391,7 @@ async fn get_locations_by_alias(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = authenticate(&state, &headers, &query) {
-        return refused;
+        return *refused;
     }
     let Some(alias) = query.get("alias").cloned() else {
         return error(
@@ -412,7 +416,7 @@ async fn get_users_by_protocol(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = authenticate(&state, &headers, &query) {
-        return refused;
+        return *refused;
     }
     let fields = without_token(query);
     list_or_not_found(
@@ -430,7 +434,7 @@ async fn get_users_by_id(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = authenticate(&state, &headers, &query) {
-        return refused;
+        return *refused;
     }
     let Some(user_id) = query.get("userid").cloned() else {
         return error(

@@ -47,6 +47,19 @@ impl Store {
         Ok(())
     }
 
+    /// Every user with a management room, and the room.
+    pub async fn management_rooms(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT user_id, management_room FROM user_settings \
+             WHERE management_room IS NOT NULL ORDER BY user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("user_id")?, r.try_get("management_room")?)))
+            .collect()
+    }
+
     /// Where backfill of a portal stopped, if it started.
     pub async fn backfill_cursor(&self, portal_id: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT cursor FROM backfill_cursors WHERE portal_id = $1")
@@ -90,6 +103,11 @@ mod tests {
             };
             s.set_user_settings("@a:x", &set).await.unwrap();
             assert_eq!(s.user_settings("@a:x").await.unwrap(), set);
+            s.set_user_settings("@b:x", &UserSettings::default())
+                .await
+                .unwrap();
+            let rooms = s.management_rooms().await.unwrap();
+            assert_eq!(rooms, vec![("@a:x".to_owned(), "!m:x".to_owned())]);
             t.cleanup().await;
         }
     }

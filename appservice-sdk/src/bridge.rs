@@ -1,0 +1,576 @@
+//! The bridge framework: a remote network implements [`Network`]; [`Bridge`] owns the
+//! appservice, the store, the portals and ghosts, the commands, relay mode, status and
+//! metrics, and calls the network in order per portal.
+//!
+//! A minimal network (see `examples/echo-bridge` for a complete one):
+//!
+//! ```
+//! use appservice_sdk::bridge::{MatrixMessage, Network, NetworkInfo};
+//! use appservice_sdk::store::PortalRecord;
+//!
+//! struct Null;
+//!
+//! #[async_trait::async_trait]
+//! impl Network for Null {
+//!     fn info(&self) -> NetworkInfo {
+//!         NetworkInfo::new("null", "Null network", "null_")
+//!     }
+//!     async fn handle_matrix_message(
+//!         &self,
+//!         _portal: &PortalRecord,
+//!         message: &MatrixMessage,
+//!     ) -> appservice_sdk::Result<Option<String>> {
+//!         // Deliver message.body to the remote chat here, and return its remote id.
+//!         Ok(Some(format!("null:{}", message.event_id)))
+//!     }
+//! }
+//! ```
+
+mod matrix;
+mod remote;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::appservice::Appservice;
+use crate::config::{BridgeConfig, BridgeSection, Permission};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::registration::{Prefixes, Registration};
+use crate::server::{self, AppserviceHandler, ServerState, Transaction};
+use crate::status::{BridgeState, BridgeStatus, StatusBoard};
+use crate::store::{PortalRecord, Store};
+
+pub use remote::{RemoteEvent, RemoteEventKind, RemoteSender};
+
+/// Who a network is: its protocol id and name (for `m.bridge` state) and its ghost prefix.
+#[derive(Debug, Clone)]
+pub struct NetworkInfo {
+    /// Protocol id, e.g. `irc`.
+    pub protocol_id: String,
+    /// Human name, e.g. `IRC`.
+    pub protocol_name: String,
+    /// Localpart prefix of ghosts (and namespace), e.g. `irc_`.
+    pub ghost_prefix: String,
+    /// Localpart prefix of aliases the network answers for, if any.
+    pub alias_prefix: Option<String>,
+}
+
+impl NetworkInfo {
+    /// Info with no alias namespace.
+    pub fn new(protocol_id: &str, protocol_name: &str, ghost_prefix: &str) -> Self {
+        Self {
+            protocol_id: protocol_id.to_owned(),
+            protocol_name: protocol_name.to_owned(),
+            ghost_prefix: ghost_prefix.to_owned(),
+            alias_prefix: None,
+        }
+    }
+
+    /// The registration prefixes.
+    pub fn prefixes(&self) -> Prefixes {
+        Prefixes {
+            user: self.ghost_prefix.clone(),
+            alias: self.alias_prefix.clone(),
+        }
+    }
+}
+
+/// A Matrix message on its way to the network.
+#[derive(Debug, Clone)]
+pub struct MatrixMessage {
+    /// The event.
+    pub event_id: OwnedEventId,
+    /// Who sent it.
+    pub sender: OwnedUserId,
+    /// The full `m.room.message` content.
+    pub content: Value,
+    /// Plain text to deliver: the body, or the relay template applied to it when relayed.
+    pub body: String,
+    /// Remote id of the message this replies to, if it is bridged.
+    pub reply_to: Option<String>,
+    /// Whether the sender is relayed through the bot (no own remote login).
+    pub relayed: bool,
+    /// `origin_server_ts`.
+    pub ts: u64,
+}
+
+/// A Matrix edit of a bridged message.
+#[derive(Debug, Clone)]
+pub struct MatrixEdit {
+    /// The edit event.
+    pub event_id: OwnedEventId,
+    /// Who edited.
+    pub sender: OwnedUserId,
+    /// Remote id of the edited message.
+    pub target_remote_id: String,
+    /// `m.new_content`.
+    pub new_content: Value,
+    /// Plain new text (relay template applied when relayed).
+    pub body: String,
+    /// Whether relayed.
+    pub relayed: bool,
+}
+
+/// What a Matrix redaction removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedactionTarget {
+    /// A bridged message, by remote id.
+    Message(String),
+    /// A bridged reaction.
+    Reaction {
+        /// Remote id of the message reacted to.
+        target_remote_id: String,
+        /// The reaction key.
+        key: String,
+    },
+}
+
+/// A Matrix redaction of something bridged.
+#[derive(Debug, Clone)]
+pub struct MatrixRedaction {
+    /// The redaction event.
+    pub event_id: OwnedEventId,
+    /// Who redacted.
+    pub sender: OwnedUserId,
+    /// What went.
+    pub target: RedactionTarget,
+}
+
+/// A Matrix reaction to a bridged message.
+#[derive(Debug, Clone)]
+pub struct MatrixReaction {
+    /// The reaction event.
+    pub event_id: OwnedEventId,
+    /// Who reacted.
+    pub sender: OwnedUserId,
+    /// Remote id of the message reacted to.
+    pub target_remote_id: String,
+    /// The key, e.g. an emoji.
+    pub key: String,
+}
+
+/// A membership change of a Matrix user in a portal.
+#[derive(Debug, Clone)]
+pub struct MatrixMembership {
+    /// The member event.
+    pub event_id: OwnedEventId,
+    /// Whose membership changed.
+    pub user_id: OwnedUserId,
+    /// Who changed it.
+    pub sender: OwnedUserId,
+    /// `join`, `leave`, `invite`, `ban` or `knock`.
+    pub membership: String,
+}
+
+/// What a remote network implements. Only [`Network::info`] and
+/// [`Network::handle_matrix_message`] are required; every other capability has a default
+/// that does nothing (or refuses, for logins).
+#[async_trait]
+pub trait Network: Send + Sync + 'static {
+    /// Who the network is.
+    fn info(&self) -> NetworkInfo;
+
+    /// Connects to the network. `bridge` is the handle to send remote events through; keep it.
+    async fn start(&self, _bridge: Bridge) -> Result<()> {
+        Ok(())
+    }
+
+    /// Disconnects.
+    async fn stop(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Delivers a Matrix message; returns the remote message id to remember for edits,
+    /// replies, redactions and reactions.
+    async fn handle_matrix_message(
+        &self,
+        portal: &PortalRecord,
+        message: &MatrixMessage,
+    ) -> Result<Option<String>>;
+
+    /// Delivers an edit.
+    async fn handle_matrix_edit(&self, _portal: &PortalRecord, _edit: &MatrixEdit) -> Result<()> {
+        Ok(())
+    }
+
+    /// Delivers a redaction.
+    async fn handle_matrix_redaction(
+        &self,
+        _portal: &PortalRecord,
+        _redaction: &MatrixRedaction,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Delivers a reaction.
+    async fn handle_matrix_reaction(
+        &self,
+        _portal: &PortalRecord,
+        _reaction: &MatrixReaction,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Delivers a membership change.
+    async fn handle_matrix_membership(
+        &self,
+        _portal: &PortalRecord,
+        _membership: &MatrixMembership,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Delivers typing notifications (needs ephemeral events).
+    async fn handle_matrix_typing(
+        &self,
+        _portal: &PortalRecord,
+        _user_id: &UserId,
+        _typing: bool,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// The bot was invited to a room that is not a portal by a user allowed to use the
+    /// bridge: return a remote chat id to make the room its portal, or `None` to refuse.
+    async fn portal_for_invite(
+        &self,
+        _room_id: &RoomId,
+        _inviter: &UserId,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// `login ARGS...`: logs a Matrix user in; returns the login state to store.
+    async fn login(&self, _user_id: &UserId, _args: &[&str]) -> Result<String> {
+        Err(Error::Network("this bridge has no logins".to_owned()))
+    }
+
+    /// `logout`.
+    async fn logout(&self, _user_id: &UserId, _login: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+enum Job {
+    Matrix(Value),
+    Remote(PortalRecord, RemoteEvent),
+}
+
+struct Queued {
+    job: Job,
+    received: Instant,
+    done: oneshot::Sender<Result<()>>,
+}
+
+struct Inner {
+    appservice: Appservice,
+    store: Store,
+    network: Arc<dyn Network>,
+    info: NetworkInfo,
+    section: BridgeSection,
+    metrics: Arc<Metrics>,
+    status: StatusBoard,
+    queues: Mutex<HashMap<OwnedRoomId, mpsc::Sender<Queued>>>,
+    listen: String,
+    bot_displayname: Option<String>,
+}
+
+/// The running bridge; cheap to clone.
+#[derive(Clone)]
+pub struct Bridge {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("protocol", &self.inner.info.protocol_id)
+            .finish()
+    }
+}
+
+/// How many events may wait in one portal's queue before senders wait.
+const QUEUE_DEPTH: usize = 1024;
+
+impl Bridge {
+    /// A bridge for `network`, configured by `config`, registered as `registration`; connects
+    /// to (and migrates) the database.
+    pub async fn new<C>(
+        config: &BridgeConfig<C>,
+        registration: Registration,
+        network: Arc<dyn Network>,
+    ) -> Result<Self> {
+        let store = Store::connect(&config.appservice.database).await?;
+        let appservice = Appservice::new(
+            registration,
+            &config.homeserver.address,
+            &config.homeserver.domain,
+        )?;
+        Ok(Self::from_parts(appservice, store, network, config))
+    }
+
+    /// A bridge from an existing appservice and store.
+    pub fn from_parts<C>(
+        appservice: Appservice,
+        store: Store,
+        network: Arc<dyn Network>,
+        config: &BridgeConfig<C>,
+    ) -> Self {
+        let info = network.info();
+        Self {
+            inner: Arc::new(Inner {
+                appservice,
+                store,
+                network,
+                info,
+                section: config.bridge.clone(),
+                metrics: Arc::new(Metrics::default()),
+                status: StatusBoard::default(),
+                queues: Mutex::new(HashMap::new()),
+                listen: format!("{}:{}", config.appservice.hostname, config.appservice.port),
+                bot_displayname: config.appservice.bot.displayname.clone(),
+            }),
+        }
+    }
+
+    /// The appservice (client, intents).
+    pub fn appservice(&self) -> &Appservice {
+        &self.inner.appservice
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The network's info.
+    pub fn info(&self) -> &NetworkInfo {
+        &self.inner.info
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Arc<dyn Network> {
+        &self.inner.network
+    }
+
+    /// Whether the config lets portals turn relay mode on.
+    pub fn relay_allowed(&self) -> bool {
+        self.inner.section.relay.enabled
+    }
+
+    /// The permission of a Matrix user.
+    pub fn permission_of(&self, user_id: &UserId) -> Permission {
+        self.inner.section.permission_of(user_id.as_str())
+    }
+
+    /// The current bridge status.
+    pub fn status(&self) -> BridgeStatus {
+        self.inner.status.get()
+    }
+
+    /// Reports the bridge's state; on a change, every management room gets a notice.
+    pub async fn set_status(&self, state: BridgeState, message: Option<String>) {
+        if !self.inner.status.set(state, message.clone()) {
+            return;
+        }
+        let text = match &message {
+            Some(m) => format!("Bridge status: {} ({m})", state.describe()),
+            None => format!("Bridge status: {}", state.describe()),
+        };
+        let rooms = match self.inner.store.management_rooms().await {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list management rooms for a status notice");
+                return;
+            }
+        };
+        let bot = self.inner.appservice.bot();
+        for (_, room) in rooms {
+            if let Ok(room) = RoomId::parse(&room)
+                && let Err(e) = bot.send_notice(&room, &text, Default::default()).await
+            {
+                tracing::warn!(error = %e, %room, "status notice failed");
+            }
+        }
+    }
+
+    /// The HTTP router (appservice API, `/metrics`, `/_causeway/status`), for running the
+    /// bridge in-process (tests, benchmarks).
+    pub fn router(&self) -> axum::Router {
+        let hs_token = self.inner.appservice.registration().hs_token.clone();
+        let state = ServerState::with_metrics(
+            &hs_token,
+            self.inner.store.clone(),
+            Arc::new(self.clone()),
+            self.inner.metrics.clone(),
+        );
+        server::app(state)
+    }
+
+    /// Starts the network and serves the appservice API on `listener` until `shutdown`.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let client = self.inner.appservice.client();
+        let versions = client.discover_versions().await?;
+        tracing::info!(versions = ?versions.versions, "homeserver reached");
+        if let Some(name) = &self.inner.bot_displayname
+            && let Err(e) = self.inner.appservice.bot().set_displayname(name).await
+        {
+            tracing::warn!(error = %e, "could not set the bot's displayname");
+        }
+        self.inner.network.start(self.clone()).await?;
+        if self.inner.status.get().state_event == BridgeState::Starting {
+            self.set_status(BridgeState::Connected, None).await;
+        }
+        let served = server::run(listener, self.router(), shutdown).await;
+        self.inner.network.stop().await?;
+        self.inner.status.set(BridgeState::Stopped, None);
+        served.map_err(|e| Error::Io {
+            path: "listener".to_owned(),
+            source: e,
+        })
+    }
+
+    /// Binds `appservice.hostname:port` from the config and [`Bridge::serve`]s.
+    pub async fn run(
+        &self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(&self.inner.listen)
+            .await
+            .map_err(|source| Error::Io {
+                path: self.inner.listen.clone(),
+                source,
+            })?;
+        tracing::info!(listen = %self.inner.listen, "appservice listening");
+        self.serve(listener, shutdown).await
+    }
+
+    /// Queues a remote event behind everything already queued for its portal, and waits until
+    /// it was handled.
+    pub async fn queue_remote_event(&self, portal: PortalRecord, event: RemoteEvent) -> Result<()> {
+        let room = portal.room_id.clone();
+        let rx = self.enqueue(&room, Job::Remote(portal, event)).await?;
+        rx.await
+            .map_err(|_| Error::Network("portal queue stopped".to_owned()))?
+    }
+
+    async fn enqueue(&self, room_id: &RoomId, job: Job) -> Result<oneshot::Receiver<Result<()>>> {
+        let sender = {
+            let mut queues = self.inner.queues.lock().expect("queues lock");
+            queues
+                .entry(room_id.to_owned())
+                .or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+                    tokio::spawn(self.clone().portal_worker(rx));
+                    tx
+                })
+                .clone()
+        };
+        let (done, rx) = oneshot::channel();
+        sender
+            .send(Queued {
+                job,
+                received: Instant::now(),
+                done,
+            })
+            .await
+            .map_err(|_| Error::Network("portal queue stopped".to_owned()))?;
+        Ok(rx)
+    }
+
+    /// Handles one portal's events one after the other.
+    async fn portal_worker(self, mut rx: mpsc::Receiver<Queued>) {
+        while let Some(queued) = rx.recv().await {
+            let result = match queued.job {
+                Job::Matrix(event) => self.handle_matrix_event(event).await,
+                Job::Remote(portal, event) => {
+                    self.handle_remote_event(&portal, event).await.map(|_| ())
+                }
+            };
+            self.inner
+                .metrics
+                .observe_latency(queued.received.elapsed());
+            let _ = queued.done.send(result);
+        }
+    }
+
+    async fn dispatch(&self, txn: Transaction) -> Result<()> {
+        let mut waits = Vec::with_capacity(txn.events.len());
+        for event in txn.events {
+            let Some(room) = event["room_id"]
+                .as_str()
+                .and_then(|r| RoomId::parse(r).ok())
+            else {
+                continue;
+            };
+            self.inner.metrics.event_in("matrix");
+            waits.push(self.enqueue(&room, Job::Matrix(event)).await?);
+        }
+        for ephemeral in txn.ephemeral {
+            if let Err(e) = self.handle_ephemeral(&ephemeral).await {
+                tracing::debug!(error = %e, "ephemeral event not handled");
+            }
+        }
+        let mut first_error = None;
+        for wait in waits {
+            let result = wait
+                .await
+                .map_err(|_| Error::Network("portal queue stopped".to_owned()));
+            if let Err(e) = result.and_then(|r| r) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[async_trait]
+impl AppserviceHandler for Bridge {
+    async fn handle_transaction(&self, txn: Transaction) -> Result<()> {
+        self.dispatch(txn).await
+    }
+
+    async fn query_user(&self, user_id: &UserId) -> bool {
+        let ours = user_id.server_name() == self.inner.appservice.domain()
+            && user_id
+                .localpart()
+                .starts_with(&self.inner.info.ghost_prefix);
+        ours && self
+            .inner
+            .appservice
+            .intent(user_id)
+            .ensure_registered()
+            .await
+            .is_ok()
+    }
+
+    fn status(&self) -> Value {
+        serde_json::to_value(self.inner.status.get()).unwrap_or_default()
+    }
+}
+
+/// Whether an error is worth a redelivery (the database or the homeserver was unreachable)
+/// rather than a permanent failure of this one event.
+pub(crate) fn is_transient(error: &Error) -> bool {
+    match error {
+        Error::Database(_) | Error::Http(_) => true,
+        Error::Matrix { status, .. } => *status == 429 || *status >= 500,
+        _ => false,
+    }
+}
