@@ -10,7 +10,7 @@ mod control;
 pub mod error;
 mod methods;
 pub mod params;
-mod parse_mode;
+pub mod parse_mode;
 pub mod spec;
 pub mod world;
 

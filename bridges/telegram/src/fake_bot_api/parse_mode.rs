@@ -9,9 +9,9 @@ use super::error::ApiError;
 use crate::html::{Token, tokenize};
 
 /// The longest text a message may have after entity parsing.
-pub(super) const MAX_TEXT: usize = 4096;
+pub const MAX_TEXT: usize = 4096;
 /// The longest media caption.
-pub(super) const MAX_CAPTION: usize = 1024;
+pub const MAX_CAPTION: usize = 1024;
 
 struct Open {
     tag: String,
@@ -20,7 +20,7 @@ struct Open {
 }
 
 /// Parses `html` into plain text and entities.
-pub(super) fn parse_html(html: &str) -> Result<(String, Vec<Value>), ApiError> {
+pub fn parse_html(html: &str) -> Result<(String, Vec<Value>), ApiError> {
     let mut text = String::new();
     let mut utf16_len = 0;
     let mut stack: Vec<Open> = Vec::new();
@@ -151,7 +151,7 @@ fn cant_parse(what: String) -> ApiError {
 }
 
 /// Checks a text after parsing the way `sendMessage` does.
-pub(super) fn check_text(text: &str, max: usize) -> Result<(), ApiError> {
+pub fn check_text(text: &str, max: usize) -> Result<(), ApiError> {
     if text.trim().is_empty() {
         return Err(ApiError::bad_request("message text is empty"));
     }

@@ -176,10 +176,16 @@ fn media_object(file: &StoredFile, p: &Params, kind: Kind) -> Result<Value, ApiE
     {
         object["file_name"] = name.clone().into();
     }
-    if kind != Kind::Sticker
-        && let Some(mime) = &file.mime_type
-    {
-        object["mime_type"] = mime.clone().into();
+    // Telegram always sends a MIME type for these (and teloxide fails to parse them without one).
+    let default_mime = match kind {
+        Kind::Video | Kind::Animation => Some("video/mp4"),
+        Kind::Audio => Some("audio/mpeg"),
+        Kind::Voice => Some("audio/ogg"),
+        Kind::Document => Some("application/octet-stream"),
+        Kind::Photo | Kind::Sticker => None,
+    };
+    if let Some(mime) = file.mime_type.as_deref().or(default_mime) {
+        object["mime_type"] = mime.into();
     }
     Ok(object)
 }
