@@ -53,10 +53,33 @@ pub struct Transaction {
     /// Timeline events (raw JSON, in order).
     #[serde(default)]
     pub events: Vec<Value>,
-    /// Ephemeral events (typing, receipts, presence) if `receive_ephemeral` is on; Synapse
-    /// uses the MSC2409 name.
-    #[serde(default, alias = "de.sorunome.msc2409.ephemeral")]
+    /// Ephemeral events (typing, receipts, presence) if `receive_ephemeral` is on, from the
+    /// spec's `ephemeral` and the MSC2409 `de.sorunome.msc2409.ephemeral` (Synapse sends both).
+    #[serde(default)]
     pub ephemeral: Vec<Value>,
+    #[serde(default, rename = "de.sorunome.msc2409.ephemeral")]
+    msc2409_ephemeral: Vec<Value>,
+}
+
+impl Transaction {
+    /// A transaction with these events.
+    pub fn new(txn_id: &str, events: Vec<Value>, ephemeral: Vec<Value>) -> Self {
+        Self {
+            txn_id: txn_id.to_owned(),
+            events,
+            ephemeral,
+            msc2409_ephemeral: Vec::new(),
+        }
+    }
+
+    /// Takes the MSC2409 list when the spec's is empty, so each ephemeral event counts once.
+    fn merge_ephemeral(&mut self) {
+        if self.ephemeral.is_empty() {
+            self.ephemeral = std::mem::take(&mut self.msc2409_ephemeral);
+        } else {
+            self.msc2409_ephemeral.clear();
+        }
+    }
 }
 
 /// What the bridge answers to the homeserver. Only `handle_transaction` is required.
@@ -244,9 +267,13 @@ async fn put_transaction(
     }
     let mut txn: Transaction = match serde_json::from_slice(&body) {
         Ok(txn) => txn,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "M_NOT_JSON", &e.to_string()),
+        Err(e) => {
+            tracing::warn!(txn_id, error = %e, "refusing a transaction that does not parse");
+            return error(StatusCode::BAD_REQUEST, "M_NOT_JSON", &e.to_string());
+        }
     };
     txn.txn_id = txn_id.clone();
+    txn.merge_ephemeral();
     state.metrics.transaction();
 
     let lock = {

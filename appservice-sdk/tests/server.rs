@@ -239,3 +239,17 @@ async fn ping_is_answered_with_an_empty_object() {
         .unwrap();
     assert_eq!(send(&router, req).await, (StatusCode::OK, json!({})));
 }
+
+#[tokio::test]
+async fn a_synapse_transaction_with_both_ephemeral_keys_is_accepted() {
+    let (h, router, _dir) = setup().await;
+    let typing = json!({"type": "m.typing", "room_id": "!r:x", "content": {"user_ids": []}});
+    let body = json!({"events": [], "ephemeral": [typing], "de.sorunome.msc2409.ephemeral": [typing],
+        "de.sorunome.msc2409.to_device": [], "org.matrix.msc3202.device_lists": {"changed": [], "left": []}});
+    let req = Request::put("/_matrix/app/v1/transactions/s1")
+        .header("authorization", "Bearer hs-secret")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    assert_eq!(send(&router, req).await, (StatusCode::OK, json!({})));
+    assert_eq!(h.calls.load(Ordering::SeqCst), 1);
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# End-to-end test of examples/echo-bridge against a real homeserver.
+# Needs: python3 with matrix-synapse, matrix-nio, pytest, pyyaml; cargo.
+# E2E_HOMESERVER=synapse (default) | causeway picks the homeserver under test.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build -p echo-bridge
+export ECHO_BRIDGE_BIN="${CARGO_TARGET_DIR:-target}/debug/echo-bridge"
+exec python3 -m pytest e2e/echo-bridge -x -q "$@"
