@@ -186,9 +186,7 @@ impl Client {
         }
         let (status, headers, bytes) = self
             .execute(|| {
-                let mut builder = self
-                    .http
-                    .request(parts.method.clone(), parts.uri.to_string());
+                let mut builder = self.http.request(parts.method.clone(), url.clone());
                 for (name, value) in &parts.headers {
                     builder = builder.header(name, value);
                 }

@@ -30,6 +30,8 @@ pub mod registration;
 pub mod server;
 pub mod status;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use appservice::Appservice;
 pub use bridge::{Bridge, Network};
