@@ -419,12 +419,10 @@ impl Bridge {
         server::app(state)
     }
 
-    /// Starts the network and serves the appservice API on `listener` until `shutdown`.
-    pub async fn serve(
-        &self,
-        listener: tokio::net::TcpListener,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<()> {
+    /// Reaches the homeserver (learning its `/versions`), sets the bot's displayname and
+    /// starts the network. [`Bridge::serve`] does this first; call it yourself when driving
+    /// [`Bridge::router`] in-process.
+    pub async fn start(&self) -> Result<()> {
         let client = self.inner.appservice.client();
         let versions = client.discover_versions().await?;
         tracing::info!(versions = ?versions.versions, "homeserver reached");
@@ -437,6 +435,17 @@ impl Bridge {
         if self.inner.status.get().state_event == BridgeState::Starting {
             self.set_status(BridgeState::Connected, None).await;
         }
+        Ok(())
+    }
+
+    /// Starts (see [`Bridge::start`]) and serves the appservice API on `listener` until
+    /// `shutdown`, then stops the network.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        self.start().await?;
         let served = server::run(listener, self.router(), shutdown).await;
         self.inner.network.stop().await?;
         self.inner.status.set(BridgeState::Stopped, None);
