@@ -96,7 +96,10 @@ pub enum PortalAction {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Something for the portal of `chat_id` (ignored when the chat has none).
-    Portal { chat_id: i64, action: PortalAction },
+    Portal {
+        chat_id: i64,
+        action: Box<PortalAction>,
+    },
     /// `/bridge` in a chat: an admin asks for a link code.
     LinkRequest {
         chat_id: i64,
@@ -137,7 +140,10 @@ pub fn classify(update: &Update, bot_username: &str, mentions: &dyn Mentions) ->
                 (true, false) => PortalAction::Left(sender),
                 _ => return vec![Action::Ignore("a member's rights changed")],
             };
-            vec![Action::Portal { chat_id, action }]
+            vec![Action::Portal {
+                chat_id,
+                action: Box::new(action),
+            }]
         }
         UpdateKind::Error(_) => vec![Action::Ignore("an update teloxide cannot parse")],
         _ => vec![Action::Ignore("an update type the bridge does not use")],
@@ -197,7 +203,10 @@ fn message(m: &Message, bot_username: &str, mentions: &dyn Mentions) -> Vec<Acti
             return vec![Action::Unlink { chat_id, user_id }];
         }
     }
-    let portal = |action| Action::Portal { chat_id, action };
+    let portal = |action| Action::Portal {
+        chat_id,
+        action: Box::new(action),
+    };
     if let Some(to) = m.migrate_to_chat_id() {
         return vec![portal(PortalAction::Migrated { to: to.0 })];
     }
@@ -273,12 +282,12 @@ fn edit(m: &Message, mentions: &dyn Mentions) -> Vec<Action> {
         .map_or_else(|| seconds_to_ms(m.date), |d| seconds_to_ms(*d));
     vec![Action::Portal {
         chat_id: m.chat.id.0,
-        action: PortalAction::Edit {
+        action: Box::new(PortalAction::Edit {
             sender: sender_of(m),
             message_id: m.id.0,
             edit_ts_ms,
             content,
-        },
+        }),
     }]
 }
 
@@ -306,13 +315,13 @@ fn reaction(r: &MessageReactionUpdated) -> Vec<Action> {
     }
     vec![Action::Portal {
         chat_id: r.chat.id.0,
-        action: PortalAction::Reactions {
+        action: Box::new(PortalAction::Reactions {
             sender,
             message_id: r.message_id.0,
             ts_ms: seconds_to_ms(r.date),
             added,
             removed,
-        },
+        }),
     }]
 }
 
@@ -335,7 +344,10 @@ mod tests {
     fn update(kind: &str, body: Value) -> Update {
         let text = json!({"update_id": 1, kind: body}).to_string();
         let update: Update = serde_json::from_str(&text).expect("valid Update");
-        assert!(!matches!(update.kind, UpdateKind::Error(_)), "teloxide cannot parse {text}");
+        assert!(
+            !matches!(update.kind, UpdateKind::Error(_)),
+            "teloxide cannot parse {text}"
+        );
         update
     }
 
@@ -358,7 +370,7 @@ mod tests {
             Action::Portal {
                 chat_id: -100,
                 action,
-            } => action,
+            } => *action,
             other => panic!("not a portal action: {other:?}"),
         }
     }
