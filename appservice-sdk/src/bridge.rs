@@ -432,6 +432,7 @@ impl Bridge {
             tracing::warn!(error = %e, "could not set the bot's displayname");
         }
         self.inner.network.start(self.clone()).await?;
+        tokio::spawn(prune_processed(self.inner.store.clone()));
         if self.inner.status.get().state_event == BridgeState::Starting {
             self.set_status(BridgeState::Connected, None).await;
         }
@@ -571,6 +572,24 @@ impl AppserviceHandler for Bridge {
 
     fn status(&self) -> Value {
         serde_json::to_value(self.inner.status.get()).unwrap_or_default()
+    }
+}
+
+/// How long processed transaction and event ids are kept: far longer than any homeserver
+/// keeps retrying a transaction.
+const KEEP_PROCESSED_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Forgets old processed ids, hourly, so those tables stay bounded.
+async fn prune_processed(store: Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = crate::store::now_ms() - KEEP_PROCESSED_MS;
+        match store.prune_processed(before).await {
+            Ok(gone) if gone > 0 => tracing::debug!(gone, "pruned processed ids"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning processed ids failed"),
+        }
     }
 }
 

@@ -145,6 +145,14 @@ async def scenario(homeserver, bridge):
         profile = await alice.get_displayname(ghost)
         assert profile.displayname == "alice (echo)"
 
+        # A reaction is mirrored: the ghost reacts to the same message with the same key.
+        await alice.room_send(room, "m.reaction", {
+            "m.relates_to": {"rel_type": "m.annotation", "event_id": original, "key": "👍"}})
+        await timeline.wait_for(
+            lambda e: e["type"] == "m.reaction" and e["sender"] == ghost
+            and e["content"]["m.relates_to"] == {"rel_type": "m.annotation", "event_id": original, "key": "👍"},
+            "the ghost's reaction")
+
         # An edit is mirrored onto the echo.
         await alice.room_send(room, "m.room.message", {
             "msgtype": "m.text", "body": "* hello again",
