@@ -29,18 +29,19 @@
 mod matrix;
 mod remote;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomAliasId, RoomId, UserId};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::appservice::Appservice;
 use crate::config::{BridgeConfig, BridgeSection, Permission};
 use crate::error::{Error, Result};
+use crate::intent::RoomOptions;
 use crate::metrics::Metrics;
 use crate::registration::{Prefixes, Registration};
 use crate::server::{self, AppserviceHandler, ServerState, Transaction};
@@ -245,6 +246,41 @@ pub trait Network: Send + Sync + 'static {
         _inviter: &UserId,
     ) -> Result<Option<String>> {
         Ok(None)
+    }
+
+    /// An alias in the network's alias namespace was looked up and does not exist: return the
+    /// remote chat it names and how to create its room (the alias is added to the options),
+    /// or `None` if there is no such chat.
+    async fn portal_for_alias(
+        &self,
+        _alias: &RoomAliasId,
+    ) -> Result<Option<(String, RoomOptions)>> {
+        Ok(None)
+    }
+
+    /// Third-party protocol metadata (`GET /_matrix/app/v1/thirdparty/protocol/{protocol}`).
+    async fn thirdparty_protocol(&self, _protocol: &str) -> Option<Value> {
+        None
+    }
+
+    /// Third-party locations, by protocol and fields or by Matrix alias.
+    async fn thirdparty_locations(
+        &self,
+        _protocol: Option<&str>,
+        _fields: &BTreeMap<String, String>,
+        _alias: Option<&str>,
+    ) -> Vec<Value> {
+        Vec::new()
+    }
+
+    /// Third-party users, by protocol and fields or by Matrix user id.
+    async fn thirdparty_users(
+        &self,
+        _protocol: Option<&str>,
+        _fields: &BTreeMap<String, String>,
+        _user_id: Option<&str>,
+    ) -> Vec<Value> {
+        Vec::new()
     }
 
     /// `login ARGS...`: logs a Matrix user in; returns the login state to store.
@@ -568,6 +604,62 @@ impl AppserviceHandler for Bridge {
             .ensure_registered()
             .await
             .is_ok()
+    }
+
+    async fn query_room_alias(&self, alias: &RoomAliasId) -> bool {
+        let Some(prefix) = &self.inner.info.alias_prefix else {
+            return false;
+        };
+        if alias.server_name() != self.inner.appservice.domain()
+            || !alias.alias().starts_with(prefix.as_str())
+        {
+            return false;
+        }
+        let wanted = match self.inner.network.portal_for_alias(alias).await {
+            Ok(Some(wanted)) => wanted,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(%alias, error = %e, "alias lookup failed");
+                return false;
+            }
+        };
+        let (remote_id, mut options) = wanted;
+        options.alias_localpart = Some(alias.alias().to_owned());
+        match self.create_portal(&remote_id, &options).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(%alias, error = %e, "could not create the portal for an alias");
+                false
+            }
+        }
+    }
+
+    async fn thirdparty_protocol(&self, protocol: &str) -> Option<Value> {
+        self.inner.network.thirdparty_protocol(protocol).await
+    }
+
+    async fn thirdparty_locations(
+        &self,
+        protocol: Option<&str>,
+        fields: &BTreeMap<String, String>,
+        alias: Option<&str>,
+    ) -> Vec<Value> {
+        self.inner
+            .network
+            .thirdparty_locations(protocol, fields, alias)
+            .await
+    }
+
+    async fn thirdparty_users(
+        &self,
+        protocol: Option<&str>,
+        fields: &BTreeMap<String, String>,
+        user_id: Option<&str>,
+    ) -> Vec<Value> {
+        self.inner
+            .network
+            .thirdparty_users(protocol, fields, user_id)
+            .await
     }
 
     fn status(&self) -> Value {

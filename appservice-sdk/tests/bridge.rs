@@ -10,13 +10,14 @@ use appservice_sdk::bridge::{
     RemoteEvent, RemoteEventKind, RemoteSender,
 };
 use appservice_sdk::config::BridgeConfig;
+use appservice_sdk::intent::RoomOptions;
 use appservice_sdk::registration::Registration;
 use appservice_sdk::store::{PortalRecord, Store};
 use appservice_sdk::testing::TestHomeserver;
 use appservice_sdk::{Appservice, Result};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use ruma::{RoomId, UserId};
+use ruma::{RoomAliasId, RoomId, UserId};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -33,7 +34,30 @@ struct Mirror {
 #[async_trait::async_trait]
 impl Network for Mirror {
     fn info(&self) -> NetworkInfo {
-        NetworkInfo::new("mirror", "Mirror", "mirror_")
+        let mut info = NetworkInfo::new("mirror", "Mirror", "mirror_");
+        info.alias_prefix = Some("mirror_".to_owned());
+        info
+    }
+
+    async fn portal_for_alias(&self, alias: &RoomAliasId) -> Result<Option<(String, RoomOptions)>> {
+        let chat = alias.alias().trim_start_matches("mirror_");
+        if chat == "missing" {
+            return Ok(None);
+        }
+        Ok(Some((
+            format!("chat:{chat}"),
+            RoomOptions {
+                name: Some(chat.to_owned()),
+                ..Default::default()
+            },
+        )))
+    }
+
+    async fn thirdparty_protocol(&self, protocol: &str) -> Option<Value> {
+        (protocol == "mirror").then(|| {
+            json!({"user_fields": [], "location_fields": ["chat"], "icon": "mxc://x/y",
+            "field_types": {}, "instances": []})
+        })
     }
 
     async fn start(&self, bridge: Bridge) -> Result<()> {
@@ -447,4 +471,47 @@ async fn metrics_count_events_in_and_out() {
     )
     .unwrap();
     assert_eq!(status["state_event"], "CONNECTED");
+}
+
+#[tokio::test]
+async fn looking_up_an_alias_in_the_namespace_creates_its_portal() {
+    let h = harness().await;
+    let get = |uri: &str| {
+        Request::get(uri)
+            .header("authorization", "Bearer h")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let resp = h
+        .router
+        .clone()
+        .oneshot(get("/_matrix/app/v1/rooms/%23mirror_lobby:test"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let created = &h.hs.recorded_of("create_room")[0];
+    assert_eq!(created.body["room_alias_name"], "mirror_lobby");
+    assert_eq!(created.body["name"], "lobby");
+    let portal = h
+        .bridge
+        .store()
+        .portal_by_remote_id("chat:lobby")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(portal.room_id.to_string()), created.room_id);
+    for missing in [
+        "/_matrix/app/v1/rooms/%23mirror_missing:test",
+        "/_matrix/app/v1/rooms/%23other:test",
+    ] {
+        let resp = h.router.clone().oneshot(get(missing)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{missing}");
+    }
+    let resp = h
+        .router
+        .clone()
+        .oneshot(get("/_matrix/app/v1/thirdparty/protocol/mirror"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
 }
