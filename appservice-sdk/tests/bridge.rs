@@ -515,3 +515,95 @@ async fn looking_up_an_alias_in_the_namespace_creates_its_portal() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_admin_links_and_unlinks_a_room() {
+    let h = harness().await;
+    h.txn(vec![message(
+        "$l1",
+        "!r:test",
+        "@alice:test",
+        "!bridge link chat:x",
+    )])
+    .await;
+    assert!(
+        h.bridge
+            .store()
+            .portal_by_room_id("!r:test")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    h.txn(vec![message(
+        "$l2",
+        "!r:test",
+        "@boss:test",
+        "!bridge link chat:x",
+    )])
+    .await;
+    let portal = h
+        .bridge
+        .store()
+        .portal_by_room_id("!r:test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(portal.remote_id, "chat:x");
+    h.txn(vec![message(
+        "$l3",
+        "!r:test",
+        "@boss:test",
+        "!bridge unlink",
+    )])
+    .await;
+    assert!(
+        h.bridge
+            .store()
+            .portal_by_room_id("!r:test")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let answers: Vec<_> =
+        h.hs.recorded_of("send")
+            .into_iter()
+            .map(|s| s.body["body"].as_str().unwrap().to_owned())
+            .collect();
+    assert_eq!(
+        answers,
+        [
+            "That command is for bridge admins.",
+            "This room is now bridged to chat:x.",
+            "This room is no longer bridged to chat:x."
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_status_change_is_announced_in_management_rooms() {
+    use appservice_sdk::status::BridgeState;
+    let h = harness().await;
+    h.txn(vec![invite("!dm:test", "@alice:test", true)]).await;
+    h.bridge
+        .set_status(BridgeState::TransientDisconnect, Some("timeout".to_owned()))
+        .await;
+    h.bridge
+        .set_status(BridgeState::TransientDisconnect, Some("timeout".to_owned()))
+        .await;
+    let notices: Vec<_> =
+        h.hs.recorded_of("send")
+            .into_iter()
+            .filter(|s| {
+                s.body["body"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Bridge status")
+            })
+            .collect();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].room_id.as_deref(), Some("!dm:test"));
+    assert_eq!(
+        notices[0].body["body"],
+        "Bridge status: disconnected, reconnecting (timeout)"
+    );
+}
