@@ -5,4 +5,6 @@ pub mod config;
 pub mod convert;
 pub mod fake_bot_api;
 pub mod html;
+pub mod link_codes;
+pub mod network;
 pub mod updates;

@@ -113,16 +113,6 @@ pub enum Action {
     Ignore(&'static str),
 }
 
-/// The update types the bridge asks `getUpdates` for (reactions and member changes are not sent by default).
-pub const ALLOWED_UPDATES: [&str; 6] = [
-    "message",
-    "edited_message",
-    "channel_post",
-    "edited_channel_post",
-    "message_reaction",
-    "chat_member",
-];
-
 /// Decides what `update` means. `bot_username` recognises `/bridge@<bot>`.
 pub fn classify(update: &Update, bot_username: &str, mentions: &dyn Mentions) -> Vec<Action> {
     match &update.kind {
