@@ -43,7 +43,9 @@ class EchoBridge:
                     "port": self.port,
                     "id": "echo",
                     "bot": {"username": "echobot", "displayname": "Echo bridge"},
-                    "database": f"sqlite:{os.path.join(self.dir, 'echo.db')}",
+                    # E2E_BRIDGE_DATABASE=postgres://... runs the bridge on PostgreSQL instead.
+                    "database": os.environ.get("E2E_BRIDGE_DATABASE")
+                    or f"sqlite:{os.path.join(self.dir, 'echo.db')}",
                 },
                 "bridge": {"permissions": {homeserver.server_name: "user"}},
             }, f)
