@@ -86,6 +86,18 @@ async fn telegram_and_matrix_users_talk_both_ways(backend: &str) {
     let portal = h.portal().await;
     let room = portal.room_id.as_str();
 
+    // Ann has a profile photo; her ghost gets it.
+    let photo = h
+        .fake
+        .post_raw_file(b"GIF89a\x03\x00\x03\x00", "profile_photos", "ann.gif")
+        .await;
+    h.fake
+        .post(
+            "/_fake/profile_photo",
+            json!({"user_id": 7, "file_id": photo["file_id"]}),
+        )
+        .await;
+
     // Telegram -> Matrix: text with entities, as Ann's ghost, at the original time.
     let date = 1_700_000_123;
     let hello = h
@@ -102,6 +114,13 @@ async fn telegram_and_matrix_users_talk_both_ways(backend: &str) {
     assert_eq!(event.user_id.as_deref(), Some("@telegram_7:test"));
     assert_eq!(event.ts, Some(date * 1000));
     assert_eq!(event.body["formatted_body"], "😀 <strong>hi</strong> all");
+    let avatars = h.hs.recorded_of("avatar_url");
+    assert!(
+        avatars
+            .iter()
+            .any(|a| a.user_id.as_deref() == Some("@telegram_7:test")),
+        "{avatars:?}"
+    );
     let displaynames = h.hs.recorded_of("displayname");
     assert!(
         displaynames
