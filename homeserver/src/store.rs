@@ -6,6 +6,12 @@
 
 mod account_data;
 mod devices;
+mod directory;
+mod events;
+mod filters;
+mod memberships;
+mod presence;
+mod receipts;
 mod tokens;
 mod users;
 
@@ -19,6 +25,10 @@ use sqlx::{
 
 pub use account_data::AccountDataRow;
 pub use devices::DeviceRow;
+pub use events::{Direction, EventRow, NewEvent};
+pub use memberships::MembershipRow;
+pub use presence::PresenceRow;
+pub use receipts::ReceiptRow;
 pub use tokens::{NewSession, TokenRow};
 pub use users::{NewUser, UserRow};
 
