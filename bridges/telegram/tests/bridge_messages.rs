@@ -211,6 +211,44 @@ async fn telegram_and_matrix_users_talk_both_ways(backend: &str) {
     assert_eq!(photo.body["body"], "look");
     assert_eq!(photo.body["info"]["size"], 10);
 
+    // Matrix -> Telegram files: a photo within the limits, and one past them.
+    h.media.put(
+        "cat",
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x05\0\0\0\x04",
+        "image/png",
+    );
+    let image = json!({"msgtype": "m.image", "body": "cat.png", "url": "mxc://test/cat",
+        "info": {"mimetype": "image/png", "size": 24}});
+    h.txn(vec![matrix_event("m.room.message", "$image", room, image)])
+        .await;
+    let photo = h
+        .wait_sent("the photo in Telegram", |m| m.get("photo").is_some())
+        .await;
+    assert_eq!(photo["caption"], "@alice:test: cat.png");
+    assert_eq!(
+        (
+            photo["photo"][0]["width"].as_i64(),
+            photo["photo"][0]["height"].as_i64()
+        ),
+        (Some(5), Some(4))
+    );
+    let huge = json!({"msgtype": "m.video", "body": "film.mkv", "url": "mxc://test/film",
+        "info": {"mimetype": "video/x-matroska", "size": 60 * 1024 * 1024}});
+    h.txn(vec![matrix_event("m.room.message", "$huge", room, huge)])
+        .await;
+    h.wait_sent("the note about the big file", |m| {
+        m["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("too large for Telegram"))
+    })
+    .await;
+    h.wait_send(room, "the notice in Matrix", |r| {
+        r.body["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("at most 50 MB"))
+    })
+    .await;
+
     // Matrix -> Telegram reaction, edit and redaction of Alice's message.
     let on_hello = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": event.event_id.clone().unwrap(), "key": "👍"}});
     h.txn(vec![matrix_event("m.reaction", "$react", room, on_hello)])

@@ -127,8 +127,107 @@ impl Fake {
     }
 }
 
+/// Sits in front of the test homeserver, which has no media downloads: serves media the test put there under
+/// `/_matrix/client/v1/media/download/test/<id>` and forwards every other request.
+pub struct MediaProxy {
+    url: String,
+    media: Arc<std::sync::Mutex<std::collections::HashMap<String, (bytes::Bytes, String)>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl MediaProxy {
+    pub async fn start(homeserver: &str) -> Self {
+        use axum::extract::{Path, State};
+        use axum::response::IntoResponse;
+        type Shared = (
+            Arc<std::sync::Mutex<std::collections::HashMap<String, (bytes::Bytes, String)>>>,
+            String,
+        );
+        async fn download(
+            State((media, _)): State<Shared>,
+            Path((_server, id)): Path<(String, String)>,
+        ) -> axum::response::Response {
+            match media.lock().unwrap().get(&id).cloned() {
+                Some((data, mime)) => {
+                    ([(axum::http::header::CONTENT_TYPE, mime)], data).into_response()
+                }
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+        async fn forward(
+            State((_, homeserver)): State<Shared>,
+            request: Request<Body>,
+        ) -> axum::response::Response {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let url = format!(
+                "{homeserver}{}",
+                parts.uri.path_and_query().map_or("", |p| p.as_str())
+            );
+            let mut forwarded = reqwest::Client::new()
+                .request(parts.method.clone(), url)
+                .body(body);
+            for name in [
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+            ] {
+                if let Some(value) = parts.headers.get(&name) {
+                    forwarded = forwarded.header(name.as_str(), value.to_str().unwrap());
+                }
+            }
+            let answer = forwarded.send().await.unwrap();
+            let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+            let content_type = answer
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/json")
+                .to_owned();
+            let bytes = answer.bytes().await.unwrap();
+            (
+                status,
+                [(axum::http::header::CONTENT_TYPE, content_type)],
+                bytes,
+            )
+                .into_response()
+        }
+        let media = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let router = axum::Router::new()
+            .route(
+                "/_matrix/client/v1/media/download/{server}/{id}",
+                axum::routing::get(download),
+            )
+            .fallback(forward)
+            .with_state((media.clone(), homeserver.to_owned()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self {
+            url,
+            media,
+            _stop: stop,
+        }
+    }
+
+    /// Makes `mxc://test/<id>` downloadable.
+    pub fn put(&self, id: &str, data: &'static [u8], mime: &str) {
+        self.media.lock().unwrap().insert(
+            id.to_owned(),
+            (bytes::Bytes::from_static(data), mime.to_owned()),
+        );
+    }
+}
+
 pub struct Harness {
     pub hs: TestHomeserver,
+    pub media: MediaProxy,
     pub fake: Fake,
     pub bridge: Bridge,
     pub network: Arc<TelegramNetwork>,
@@ -181,16 +280,24 @@ impl Harness {
         let fake = Fake::start().await;
         let dir = tempfile::tempdir().unwrap();
         let db = fresh_database(backend, dir.path()).await;
-        let mut h = Self::with(hs, fake, db, dir).await;
+        let media = MediaProxy::start(hs.url()).await;
+        let mut h = Self::with(hs, media, fake, db, dir).await;
         h.boot().await;
         h
     }
 
-    pub async fn with(hs: TestHomeserver, fake: Fake, db: String, dir: tempfile::TempDir) -> Self {
-        let (bridge, network) = Self::make_bridge(&hs, &fake, &db).await;
+    pub async fn with(
+        hs: TestHomeserver,
+        media: MediaProxy,
+        fake: Fake,
+        db: String,
+        dir: tempfile::TempDir,
+    ) -> Self {
+        let (bridge, network) = Self::make_bridge(&media.url, &fake, &db).await;
         let router = bridge.router();
         Self {
             hs,
+            media,
             fake,
             bridge,
             network,
@@ -202,7 +309,7 @@ impl Harness {
     }
 
     pub async fn make_bridge(
-        hs: &TestHomeserver,
+        homeserver: &str,
         fake: &Fake,
         db: &str,
     ) -> (Bridge, Arc<TelegramNetwork>) {
@@ -210,7 +317,7 @@ impl Harness {
             "id: telegram\nurl: null\nas_token: a\nhs_token: h\nsender_localpart: telegrambot\nnamespaces: {}\n",
         )
         .unwrap();
-        let appservice = Appservice::new(registration, hs.url(), "test").unwrap();
+        let appservice = Appservice::new(registration, homeserver, "test").unwrap();
         let store = Store::connect(db).await.unwrap();
         let telegram = TelegramConfig {
             bot_token: "4242:fake-secret".to_owned(),
@@ -238,9 +345,14 @@ impl Harness {
     pub async fn restart(self) -> Self {
         self.network.stop().await.unwrap();
         let Harness {
-            hs, fake, db, _dir, ..
+            hs,
+            media,
+            fake,
+            db,
+            _dir,
+            ..
         } = self;
-        let mut h = Self::with(hs, fake, db, _dir).await;
+        let mut h = Self::with(hs, media, fake, db, _dir).await;
         h.boot().await;
         h
     }
