@@ -11,4 +11,5 @@ mod errors;
 mod login;
 mod profile;
 mod register;
+mod rooms;
 mod storage;

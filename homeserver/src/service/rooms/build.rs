@@ -242,6 +242,13 @@ impl Services {
         if rules.event_id_format == EventIdFormatVersion::V1 {
             event["event_id"] = json!(format!("${}:{server}", random_string(18)));
         }
+        // Signatures and hashes add about 200 bytes; refuse what cannot fit before signing.
+        if event.to_string().len() + 200 > MAX_PDU_BYTES {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                "Event is larger than 64 KiB",
+            ));
+        }
         let mut obj: CanonicalJsonObject =
             serde_json::from_value(event).map_err(|e| Error::bad_json(e.to_string()))?;
         hash_and_sign_event(server, &*self.signing_key, &mut obj, &rules.redaction)
