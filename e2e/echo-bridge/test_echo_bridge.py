@@ -89,7 +89,11 @@ class Timeline:
         self.since = None
 
     async def sync(self):
-        resp = await self.client.sync(timeout=1000, since=self.since)
+        # A large timeline limit: with the default (10) a busy room's sync is "limited" and
+        # skips events.
+        resp = await self.client.sync(timeout=1000, since=self.since,
+                                      sync_filter={"room": {"timeline": {"limit": 1000}}})
+        assert hasattr(resp, "rooms"), resp
         self.since = resp.next_batch
         room = resp.rooms.join.get(self.room_id)
         if room:
