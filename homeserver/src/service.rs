@@ -11,6 +11,7 @@ pub mod keys;
 pub mod passwords;
 pub mod pdu;
 pub mod presence;
+pub mod profile;
 pub mod ratelimit;
 pub mod relations;
 pub mod rooms;

@@ -90,7 +90,7 @@ async fn set_name(
     if name.is_some_and(|n| n.len() > MAX_DISPLAYNAME_LEN) {
         return Err(Error::bad_json("displayname is too long"));
     }
-    s.store.set_displayname(&who.user_id, name).await?;
+    s.set_displayname(&who.user_id, name).await?;
     tracing::info!(user_id = who.user_id, "displayname changed");
     Ok(RumaResponse(set_display_name::Response::new()))
 }
@@ -112,7 +112,7 @@ async fn set_avatar(
         .as_ref()
         .map(|u| u.as_str())
         .filter(|u| !u.is_empty());
-    s.store.set_avatar_url(&who.user_id, url).await?;
+    s.set_avatar_url(&who.user_id, url).await?;
     tracing::info!(user_id = who.user_id, "avatar changed");
     Ok(RumaResponse(set_avatar_url::Response::new()))
 }
