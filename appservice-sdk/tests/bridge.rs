@@ -607,3 +607,44 @@ async fn a_status_change_is_announced_in_management_rooms() {
         "Bridge status: disconnected, reconnecting (timeout)"
     );
 }
+
+#[tokio::test]
+async fn a_ghost_avatar_is_uploaded_once_per_picture() {
+    let h = harness().await;
+    let sender = RemoteSender {
+        id: "carol".to_owned(),
+        displayname: None,
+    };
+    let picture = || async { Ok((vec![1, 2, 3], "image/png".to_owned())) };
+    assert!(
+        h.bridge
+            .set_ghost_avatar(&sender, "pic1", picture())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.bridge
+            .set_ghost_avatar(&sender, "pic1", picture())
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.bridge
+            .set_ghost_avatar(&sender, "pic2", picture())
+            .await
+            .unwrap()
+    );
+    assert_eq!(h.hs.recorded_of("upload").len(), 2);
+    let avatars = h.hs.recorded_of("avatar_url");
+    assert_eq!(avatars.len(), 2);
+    assert_eq!(avatars[0].user_id.as_deref(), Some("@mirror_carol:test"));
+    let puppet = h
+        .bridge
+        .store()
+        .puppet_by_remote_id("carol")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(puppet.avatar_source.as_deref(), Some("pic2"));
+    assert_eq!(puppet.avatar_url.as_deref(), Some("mxc://test/uploaded"));
+}

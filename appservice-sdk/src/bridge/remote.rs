@@ -142,6 +142,43 @@ impl Bridge {
         Ok(intent)
     }
 
+    /// Sets a ghost's avatar from the network, uploading it only when `avatar_source` (the
+    /// network's id or hash of the picture) differs from the one last set: `fetch` runs only
+    /// then, and returns the image bytes and MIME type.
+    ///
+    /// ```no_run
+    /// # async fn demo(bridge: appservice_sdk::Bridge, sender: appservice_sdk::bridge::RemoteSender) -> appservice_sdk::Result<()> {
+    /// bridge
+    ///     .set_ghost_avatar(&sender, "photo-id-42", async { Ok((vec![0x89, b'P', b'N', b'G'], "image/png".to_owned())) })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_ghost_avatar<F>(
+        &self,
+        sender: &RemoteSender,
+        avatar_source: &str,
+        fetch: F,
+    ) -> Result<bool>
+    where
+        F: std::future::Future<Output = Result<(Vec<u8>, String)>>,
+    {
+        let intent = self.ghost(sender).await?;
+        let store = &self.inner.store;
+        let mut puppet = store
+            .puppet_by_remote_id(&sender.id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("puppet {}", sender.id)))?;
+        if puppet.avatar_source.as_deref() == Some(avatar_source) {
+            return Ok(false);
+        }
+        let (data, mime) = fetch.await?;
+        let mxc = intent.set_avatar(data, &mime).await?;
+        puppet.avatar_url = Some(mxc.to_string());
+        puppet.avatar_source = Some(avatar_source.to_owned());
+        store.upsert_puppet(&puppet).await?;
+        Ok(true)
+    }
+
     /// Sends a remote event into its portal now, as the sender's ghost. Call it from inside a
     /// network handler (which already runs in the portal's order); from elsewhere use
     /// [`Bridge::queue_remote_event`]. Returns the Matrix event id, if an event was sent.
