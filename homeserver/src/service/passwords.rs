@@ -29,18 +29,59 @@ pub fn verify(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// [`hash`] on the blocking pool.
-pub async fn hash_async(password: String) -> String {
-    tokio::task::spawn_blocking(move || hash(&password))
-        .await
-        .expect("hashing does not panic")
+/// Password work runs on a few dedicated threads rather than tokio's blocking pool: each argon2
+/// call allocates 19 MiB, and spread over many short-lived threads those allocations stay resident
+/// (one malloc arena per thread). Here at most one block per worker is ever live.
+fn pool() -> &'static std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>> {
+    static POOL: std::sync::OnceLock<std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>>> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Box<dyn FnOnce() + Send>>(1024);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        for i in 0..workers {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("password-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = rx.lock().expect("password pool poisoned").recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("cannot start a password hashing thread");
+        }
+        tx
+    })
 }
 
-/// [`verify`] on the blocking pool.
-pub async fn verify_async(password: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || verify(&password, &stored))
+async fn on_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    let sender = pool().clone();
+    // The queue is bounded; wait for room off the async threads.
+    tokio::task::spawn_blocking(move || sender.send(job))
         .await
-        .unwrap_or(false)
+        .expect("send does not panic")
+        .expect("password pool is running");
+    rx.await.expect("password jobs do not panic")
+}
+
+/// [`hash`] on the password threads.
+pub async fn hash_async(password: String) -> String {
+    on_pool(move || hash(&password)).await
+}
+
+/// [`verify`] on the password threads.
+pub async fn verify_async(password: String, stored: String) -> bool {
+    on_pool(move || verify(&password, &stored)).await
 }
 
 #[cfg(test)]
