@@ -1,6 +1,7 @@
 //! The domain: accounts, sessions, user-interactive auth, rate limits. No axum, no SQL.
 
 pub mod accounts;
+pub mod media;
 pub mod passwords;
 pub mod ratelimit;
 pub mod secrets;
@@ -19,17 +20,20 @@ pub struct Services {
     pub limits: Arc<ratelimit::Limiters>,
     pub uiaa: Arc<uiaa::Sessions>,
     pub nonces: Arc<shared_secret::Nonces>,
+    pub media: Arc<media::Media>,
 }
 
 impl Services {
     pub fn new(config: Config, store: Store) -> Self {
         let limits = Arc::new(ratelimit::Limiters::new(&config));
+        let media = Arc::new(media::Media::new(&config));
         Self {
             config: Arc::new(config),
             store,
             limits,
             uiaa: Arc::new(uiaa::Sessions::default()),
             nonces: Arc::new(shared_secret::Nonces::default()),
+            media,
         }
     }
 

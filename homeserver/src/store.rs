@@ -6,6 +6,7 @@
 
 mod account_data;
 mod devices;
+mod media;
 mod tokens;
 mod users;
 
@@ -19,6 +20,7 @@ use sqlx::{
 
 pub use account_data::AccountDataRow;
 pub use devices::DeviceRow;
+pub use media::{MediaRow, ThumbnailRow};
 pub use tokens::{NewSession, TokenRow};
 pub use users::{NewUser, UserRow};
 

@@ -11,7 +11,12 @@ fn help_lists_every_subcommand() {
     let out = homeserver().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for sub in ["generate-config", "register-user", "hash-password", "--config-path"] {
+    for sub in [
+        "generate-config",
+        "register-user",
+        "hash-password",
+        "--config-path",
+    ] {
         assert!(text.contains(sub), "{sub} missing from:\n{text}");
     }
 }
@@ -20,18 +25,28 @@ fn help_lists_every_subcommand() {
 fn a_bad_config_exits_2_naming_the_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, "server_name: example.org\nlisteners:\n  - port: eighty\n").unwrap();
+    std::fs::write(
+        &path,
+        "server_name: example.org\nlisteners:\n  - port: eighty\n",
+    )
+    .unwrap();
     let out = homeserver().arg("-c").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.yaml") && err.contains("listeners[0].port"), "{err}");
+    assert!(
+        err.contains("bad.yaml") && err.contains("listeners[0].port"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_arguments_exit_2() {
     let out = homeserver().arg("--no-such-flag").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = homeserver().args(["generate-config", "--server-name", "not a name"]).output().unwrap();
+    let out = homeserver()
+        .args(["generate-config", "--server-name", "not a name"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -42,7 +57,12 @@ fn generate_config_writes_once_and_refuses_to_overwrite() {
     let data = dir.path().join("data");
     let run = || {
         homeserver()
-            .args(["generate-config", "--server-name", "example.org", "--config-path"])
+            .args([
+                "generate-config",
+                "--server-name",
+                "example.org",
+                "--config-path",
+            ])
             .arg(&config)
             .arg("--data-dir")
             .arg(&data)
@@ -56,14 +76,24 @@ fn generate_config_writes_once_and_refuses_to_overwrite() {
     let again = run();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
-    assert_eq!(std::fs::read_to_string(&config).unwrap(), first, "the config was not touched");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        first,
+        "the config was not touched"
+    );
 }
 
 #[test]
 fn hash_password_prints_an_argon2id_hash_that_verifies() {
-    let out = homeserver().args(["hash-password", "-p", "s3cret"]).output().unwrap();
+    let out = homeserver()
+        .args(["hash-password", "-p", "s3cret"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let hash = String::from_utf8(out.stdout).unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(homeserver::service::passwords::verify("s3cret", hash.trim()));
+    assert!(homeserver::service::passwords::verify(
+        "s3cret",
+        hash.trim()
+    ));
 }

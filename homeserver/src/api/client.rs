@@ -4,6 +4,7 @@ mod account;
 mod account_data;
 mod device;
 mod discovery;
+mod media;
 mod profile;
 mod register;
 mod session;
@@ -22,4 +23,5 @@ pub(crate) fn router() -> Router<Services> {
         .merge(device::router())
         .merge(profile::router())
         .merge(account_data::router())
+        .merge(media::router())
 }

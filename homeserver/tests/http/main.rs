@@ -9,6 +9,7 @@ mod devices;
 mod discovery;
 mod errors;
 mod login;
+mod media;
 mod profile;
 mod register;
 mod storage;
