@@ -8,7 +8,7 @@
 
 use std::{io::BufReader, path::Path};
 
-use image::{DynamicImage, ImageError, ImageFormat, ImageReader, Limits, imageops::FilterType};
+use image::{DynamicImage, ImageError, ImageFormat, ImageReader, Limits};
 
 /// How to fit the image into the requested box.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,12 +109,32 @@ pub(crate) fn make(
     let mut reader = ImageReader::with_format(BufReader::new(std::fs::File::open(path)?), format);
     reader.limits(limits);
     let image = reader.decode().map_err(|e| decode_error(e, max_pixels))?;
+    // `thumbnail` is image's fast downscaler (each source pixel feeds one target pixel): several
+    // times quicker than a filtered resize of a photo, and only ever used to shrink.
     let thumb = match method {
-        Method::Scale => image.resize(width, height, FilterType::Triangle),
-        // Never upscale: a side already shorter than asked stays as it is.
-        Method::Crop => image.resize_to_fill(width.min(w), height.min(h), FilterType::Triangle),
+        Method::Scale => image.thumbnail(width, height),
+        Method::Crop => {
+            // Never upscale: a side already shorter than asked stays as it is.
+            let (tw, th) = (width.min(w), height.min(h));
+            let (cw, ch) = crop_box(w, h, tw, th);
+            image
+                .crop_imm((w - cw) / 2, (h - ch) / 2, cw, ch)
+                .thumbnail_exact(tw, th)
+        }
     };
     encode(thumb, format)
+}
+
+/// The largest centred region of a `w` × `h` image with the aspect ratio of `tw` × `th`.
+fn crop_box(w: u32, h: u32, tw: u32, th: u32) -> (u32, u32) {
+    // Compare w/h with tw/th without floating point: w * th against h * tw.
+    if u64::from(w) * u64::from(th) > u64::from(h) * u64::from(tw) {
+        let cw = (u64::from(h) * u64::from(tw) / u64::from(th)).max(1) as u32;
+        (cw.min(w), h)
+    } else {
+        let ch = (u64::from(w) * u64::from(th) / u64::from(tw)).max(1) as u32;
+        (w, ch.min(h))
+    }
 }
 
 /// The format from the file's first bytes; the uploader's Content-Type is not trusted.
