@@ -29,18 +29,19 @@
 mod matrix;
 mod remote;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomAliasId, RoomId, UserId};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::appservice::Appservice;
 use crate::config::{BridgeConfig, BridgeSection, Permission};
 use crate::error::{Error, Result};
+use crate::intent::RoomOptions;
 use crate::metrics::Metrics;
 use crate::registration::{Prefixes, Registration};
 use crate::server::{self, AppserviceHandler, ServerState, Transaction};
@@ -247,6 +248,41 @@ pub trait Network: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// An alias in the network's alias namespace was looked up and does not exist: return the
+    /// remote chat it names and how to create its room (the alias is added to the options),
+    /// or `None` if there is no such chat.
+    async fn portal_for_alias(
+        &self,
+        _alias: &RoomAliasId,
+    ) -> Result<Option<(String, RoomOptions)>> {
+        Ok(None)
+    }
+
+    /// Third-party protocol metadata (`GET /_matrix/app/v1/thirdparty/protocol/{protocol}`).
+    async fn thirdparty_protocol(&self, _protocol: &str) -> Option<Value> {
+        None
+    }
+
+    /// Third-party locations, by protocol and fields or by Matrix alias.
+    async fn thirdparty_locations(
+        &self,
+        _protocol: Option<&str>,
+        _fields: &BTreeMap<String, String>,
+        _alias: Option<&str>,
+    ) -> Vec<Value> {
+        Vec::new()
+    }
+
+    /// Third-party users, by protocol and fields or by Matrix user id.
+    async fn thirdparty_users(
+        &self,
+        _protocol: Option<&str>,
+        _fields: &BTreeMap<String, String>,
+        _user_id: Option<&str>,
+    ) -> Vec<Value> {
+        Vec::new()
+    }
+
     /// `login ARGS...`: logs a Matrix user in; returns the login state to store.
     async fn login(&self, _user_id: &UserId, _args: &[&str]) -> Result<String> {
         Err(Error::Network("this bridge has no logins".to_owned()))
@@ -419,12 +455,10 @@ impl Bridge {
         server::app(state)
     }
 
-    /// Starts the network and serves the appservice API on `listener` until `shutdown`.
-    pub async fn serve(
-        &self,
-        listener: tokio::net::TcpListener,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<()> {
+    /// Reaches the homeserver (learning its `/versions`), sets the bot's displayname and
+    /// starts the network. [`Bridge::serve`] does this first; call it yourself when driving
+    /// [`Bridge::router`] in-process.
+    pub async fn start(&self) -> Result<()> {
         let client = self.inner.appservice.client();
         let versions = client.discover_versions().await?;
         tracing::info!(versions = ?versions.versions, "homeserver reached");
@@ -434,9 +468,21 @@ impl Bridge {
             tracing::warn!(error = %e, "could not set the bot's displayname");
         }
         self.inner.network.start(self.clone()).await?;
+        tokio::spawn(prune_processed(self.inner.store.clone()));
         if self.inner.status.get().state_event == BridgeState::Starting {
             self.set_status(BridgeState::Connected, None).await;
         }
+        Ok(())
+    }
+
+    /// Starts (see [`Bridge::start`]) and serves the appservice API on `listener` until
+    /// `shutdown`, then stops the network.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        self.start().await?;
         let served = server::run(listener, self.router(), shutdown).await;
         self.inner.network.stop().await?;
         self.inner.status.set(BridgeState::Stopped, None);
@@ -560,8 +606,82 @@ impl AppserviceHandler for Bridge {
             .is_ok()
     }
 
+    async fn query_room_alias(&self, alias: &RoomAliasId) -> bool {
+        let Some(prefix) = &self.inner.info.alias_prefix else {
+            return false;
+        };
+        if alias.server_name() != self.inner.appservice.domain()
+            || !alias.alias().starts_with(prefix.as_str())
+        {
+            return false;
+        }
+        let wanted = match self.inner.network.portal_for_alias(alias).await {
+            Ok(Some(wanted)) => wanted,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(%alias, error = %e, "alias lookup failed");
+                return false;
+            }
+        };
+        let (remote_id, mut options) = wanted;
+        options.alias_localpart = Some(alias.alias().to_owned());
+        match self.create_portal(&remote_id, &options).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(%alias, error = %e, "could not create the portal for an alias");
+                false
+            }
+        }
+    }
+
+    async fn thirdparty_protocol(&self, protocol: &str) -> Option<Value> {
+        self.inner.network.thirdparty_protocol(protocol).await
+    }
+
+    async fn thirdparty_locations(
+        &self,
+        protocol: Option<&str>,
+        fields: &BTreeMap<String, String>,
+        alias: Option<&str>,
+    ) -> Vec<Value> {
+        self.inner
+            .network
+            .thirdparty_locations(protocol, fields, alias)
+            .await
+    }
+
+    async fn thirdparty_users(
+        &self,
+        protocol: Option<&str>,
+        fields: &BTreeMap<String, String>,
+        user_id: Option<&str>,
+    ) -> Vec<Value> {
+        self.inner
+            .network
+            .thirdparty_users(protocol, fields, user_id)
+            .await
+    }
+
     fn status(&self) -> Value {
         serde_json::to_value(self.inner.status.get()).unwrap_or_default()
+    }
+}
+
+/// How long processed transaction and event ids are kept: far longer than any homeserver
+/// keeps retrying a transaction.
+const KEEP_PROCESSED_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Forgets old processed ids, hourly, so those tables stay bounded.
+async fn prune_processed(store: Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = crate::store::now_ms() - KEEP_PROCESSED_MS;
+        match store.prune_processed(before).await {
+            Ok(gone) if gone > 0 => tracing::debug!(gone, "pruned processed ids"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning processed ids failed"),
+        }
     }
 }
 

@@ -94,6 +94,23 @@ pub fn txn_id_for(scope: &str, remote_id: &str) -> String {
     format!("cw{hash:016x}{:x}", remote_id.len())
 }
 
+/// How [`Intent::create_room`] makes a room.
+#[derive(Debug, Clone, Default)]
+pub struct RoomOptions {
+    /// Room name.
+    pub name: Option<String>,
+    /// Room topic.
+    pub topic: Option<String>,
+    /// Localpart of an alias to create with the room (e.g. `irc_libera_#rust`).
+    pub alias_localpart: Option<String>,
+    /// Users to invite.
+    pub invite: Vec<OwnedUserId>,
+    /// Whether it is a direct chat.
+    pub is_direct: bool,
+    /// Public (anyone may join) rather than invite-only.
+    pub public: bool,
+}
+
 /// Acting as one appservice user; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Intent {
@@ -202,20 +219,22 @@ impl Intent {
         Ok(())
     }
 
-    /// Creates a room with this user as creator, inviting `invite`; returns its id.
+    /// Creates a room with this user as creator; returns its id.
     ///
     /// `POST /_matrix/client/v3/createRoom`
-    pub async fn create_room(
-        &self,
-        name: Option<&str>,
-        invite: &[OwnedUserId],
-        is_direct: bool,
-    ) -> Result<OwnedRoomId> {
+    pub async fn create_room(&self, options: &RoomOptions) -> Result<OwnedRoomId> {
         self.ensure_registered().await?;
         let mut request = create_room::v3::Request::new();
-        request.name = name.map(str::to_owned);
-        request.invite = invite.to_vec();
-        request.is_direct = is_direct;
+        request.name = options.name.clone();
+        request.topic = options.topic.clone();
+        request.room_alias_name = options.alias_localpart.clone();
+        request.invite = options.invite.clone();
+        request.is_direct = options.is_direct;
+        request.preset = Some(if options.public {
+            create_room::v3::RoomPreset::PublicChat
+        } else {
+            create_room::v3::RoomPreset::PrivateChat
+        });
         let response = self
             .appservice
             .client()

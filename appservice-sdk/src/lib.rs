@@ -6,7 +6,7 @@
 //! | [`registration`] | generating and loading the registration YAML |
 //! | [`server`] | the HTTP server the homeserver pushes transactions to |
 //! | [`client`], [`appservice`], [`intent`] | acting on the homeserver as the bot and the ghosts |
-//! | [`content`], [`format`] | event content builders, HTML <-> text/markdown |
+//! | [`content`], [`format`](mod@format) | event content builders, HTML <-> text/markdown |
 //! | [`backfill`] | inserting history (batch send, or one `ts` send per event) |
 //! | [`store`] | portals, puppets, messages, settings, cursors, processed transactions |
 //! | [`bridge`], [`commands`], [`status`], [`metrics`] | the framework a network plugs into |

@@ -50,6 +50,8 @@ struct Inner {
     invited: HashSet<(String, String)>,
     fail: Option<(u32, u16, Option<u64>)>,
     next_event: u64,
+    quiet: bool,
+    sends: u64,
 }
 
 /// The test homeserver; dropped, it stops.
@@ -68,7 +70,25 @@ impl TestHomeserver {
     /// Starts on a free loopback port; `batch_send` decides whether `/versions` advertises
     /// `fi.causeway.batch_send`.
     pub async fn start(batch_send: bool) -> Self {
-        let inner = Arc::new(Mutex::new(Inner::default()));
+        Self::start_with(batch_send, false).await
+    }
+
+    /// A sink for benchmarks: answers like [`TestHomeserver::start`] but records nothing
+    /// (and keeps no transaction ids), only counting sends.
+    pub async fn start_sink() -> Self {
+        Self::start_with(false, true).await
+    }
+
+    /// How many events were sent (counted in sink mode too).
+    pub fn send_count(&self) -> u64 {
+        self.inner.lock().expect("lock").sends
+    }
+
+    async fn start_with(batch_send: bool, quiet: bool) -> Self {
+        let inner = Arc::new(Mutex::new(Inner {
+            quiet,
+            ..Inner::default()
+        }));
         let shared: Shared = (inner.clone(), batch_send);
         let c = "/_matrix/client/v3";
         let router = Router::new()
@@ -188,7 +208,10 @@ fn injected_failure(inner: &Mutex<Inner>) -> Option<Response> {
 }
 
 fn record(inner: &Mutex<Inner>, r: Recorded) {
-    inner.lock().expect("lock").recorded.push(r);
+    let mut inner = inner.lock().expect("lock");
+    if !inner.quiet {
+        inner.recorded.push(r);
+    }
 }
 
 fn new_event_id(inner: &Mutex<Inner>) -> String {
@@ -294,6 +317,14 @@ async fn send(
 ) -> Response {
     fail_point!(inner);
     let user = q.0.get("user_id").cloned().unwrap_or_default();
+    let quiet = {
+        let mut guard = inner.lock().expect("lock");
+        guard.sends += 1;
+        guard.quiet
+    };
+    if quiet {
+        return Json(json!({"event_id": new_event_id(&inner)})).into_response();
+    }
     let existing = inner
         .lock()
         .expect("lock")

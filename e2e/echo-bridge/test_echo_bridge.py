@@ -43,7 +43,9 @@ class EchoBridge:
                     "port": self.port,
                     "id": "echo",
                     "bot": {"username": "echobot", "displayname": "Echo bridge"},
-                    "database": f"sqlite:{os.path.join(self.dir, 'echo.db')}",
+                    # E2E_BRIDGE_DATABASE=postgres://... runs the bridge on PostgreSQL instead.
+                    "database": os.environ.get("E2E_BRIDGE_DATABASE")
+                    or f"sqlite:{os.path.join(self.dir, 'echo.db')}",
                 },
                 "bridge": {"permissions": {homeserver.server_name: "user"}},
             }, f)
@@ -144,6 +146,14 @@ async def scenario(homeserver, bridge):
             "the echo of the first message")
         profile = await alice.get_displayname(ghost)
         assert profile.displayname == "alice (echo)"
+
+        # A reaction is mirrored: the ghost reacts to the same message with the same key.
+        await alice.room_send(room, "m.reaction", {
+            "m.relates_to": {"rel_type": "m.annotation", "event_id": original, "key": "👍"}})
+        await timeline.wait_for(
+            lambda e: e["type"] == "m.reaction" and e["sender"] == ghost
+            and e["content"]["m.relates_to"] == {"rel_type": "m.annotation", "event_id": original, "key": "👍"},
+            "the ghost's reaction")
 
         # An edit is mirrored onto the echo.
         await alice.room_send(room, "m.room.message", {

@@ -12,6 +12,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 use crate::{error::Error, service::Services};
 
+use ruma_extract::EmptyLastArg;
 pub(crate) use ruma_extract::{Ruma, RumaResponse};
 
 /// The whole HTTP application.
@@ -63,6 +64,14 @@ impl RouteExt for Router<Services> {
             MethodFilter::try_from(T::METHOD).expect("ruma endpoints use standard methods");
         for path in T::PATH_BUILDER.all_paths() {
             self = self.route(path, axum::routing::on(filter, handler.clone()));
+            // An empty state key: `/state/{type}` and `/state/{type}/` mean `state_key = ""`.
+            if let Some(trimmed) = path.strip_suffix("/{state_key}") {
+                for p in [trimmed.to_owned(), format!("{trimmed}/")] {
+                    let route = axum::routing::on(filter, handler.clone())
+                        .layer(axum::Extension(EmptyLastArg));
+                    self = self.route(&p, route);
+                }
+            }
         }
         self
     }

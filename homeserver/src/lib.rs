@@ -21,7 +21,7 @@ pub use store::Store;
 /// Opens the database and builds the services for a config.
 pub async fn services(config: Config) -> anyhow::Result<Services> {
     let store = Store::open(&config.backend()).await?;
-    Ok(Services::new(config, store))
+    Services::new(config, store).await
 }
 
 /// The HTTP application for these services.

@@ -1,16 +1,34 @@
 //! The domain: accounts, sessions, user-interactive auth, rate limits. No axum, no SQL.
 
+pub mod account_data;
 pub mod accounts;
+pub mod activity;
+pub mod client_event;
+pub mod directory;
+pub mod ephemeral;
+pub mod filter;
+pub mod keys;
 pub mod media;
 pub mod passwords;
+pub mod pdu;
+pub mod presence;
 pub mod ratelimit;
+pub mod relations;
+pub mod rooms;
 pub mod secrets;
 pub mod shared_secret;
+pub mod stream;
+pub mod sync;
 pub mod uiaa;
 
 use std::sync::Arc;
 
+use ruma::signatures::Ed25519KeyPair;
+
 use crate::{config::Config, store::Store};
+
+/// Rooms whose state is kept in memory at once.
+const ROOM_CACHE_SIZE: usize = 2_000;
 
 /// Everything a request handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -20,21 +38,35 @@ pub struct Services {
     pub limits: Arc<ratelimit::Limiters>,
     pub uiaa: Arc<uiaa::Sessions>,
     pub nonces: Arc<shared_secret::Nonces>,
+    pub signing_key: Arc<Ed25519KeyPair>,
+    pub rooms: Arc<rooms::Rooms>,
+    pub stream: Arc<stream::Stream>,
+    pub activity: Arc<activity::Activity>,
+    pub typing: Arc<ephemeral::Typing>,
     pub media: Arc<media::Media>,
 }
 
 impl Services {
-    pub fn new(config: Config, store: Store) -> Self {
+    /// Builds the services over an opened store: loads the signing key and the stream position.
+    pub async fn new(config: Config, store: Store) -> anyhow::Result<Self> {
         let limits = Arc::new(ratelimit::Limiters::new(&config));
         let media = Arc::new(media::Media::new(&config));
-        Self {
+        let signing_key = Arc::new(keys::load(&config)?);
+        let position = store.max_stream_position().await?;
+        let stream = stream::Stream::new(position);
+        Ok(Self {
             config: Arc::new(config),
             store,
             limits,
             uiaa: Arc::new(uiaa::Sessions::default()),
             nonces: Arc::new(shared_secret::Nonces::default()),
+            signing_key,
+            rooms: Arc::new(rooms::Rooms::new(ROOM_CACHE_SIZE)),
+            stream,
+            activity: Arc::new(activity::Activity::new(position)),
+            typing: Arc::new(ephemeral::Typing::default()),
             media,
-        }
+        })
     }
 
     /// `@localpart:server_name`.

@@ -6,7 +6,13 @@
 
 mod account_data;
 mod devices;
+mod directory;
+mod events;
+mod filters;
 mod media;
+mod memberships;
+mod presence;
+mod receipts;
 mod tokens;
 mod users;
 
@@ -20,7 +26,11 @@ use sqlx::{
 
 pub use account_data::AccountDataRow;
 pub use devices::DeviceRow;
+pub use events::{Direction, EventRow, NewEvent};
 pub use media::{MediaRow, ThumbnailRow};
+pub use memberships::MembershipRow;
+pub use presence::PresenceRow;
+pub use receipts::ReceiptRow;
 pub use tokens::{NewSession, TokenRow};
 pub use users::{NewUser, UserRow};
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::Bridge;
 use crate::content;
 use crate::error::{Error, Result};
-use crate::intent::{Intent, SendOptions, txn_id_for};
+use crate::intent::{Intent, RoomOptions, SendOptions, txn_id_for};
 use crate::store::{MessageRecord, PortalRecord, PuppetRecord, ReactionRecord};
 
 /// A remote user, as the network knows them.
@@ -260,27 +260,21 @@ impl Bridge {
             .ok_or_else(|| Error::NotFound(format!("message {remote_id} in {}", portal.remote_id)))
     }
 
-    /// Creates a portal room for a remote chat (the bot creates it and invites `invite`), or
+    /// Creates a portal room for a remote chat (the bot creates it, as `options` say), or
     /// returns the existing portal.
     pub async fn create_portal(
         &self,
         remote_id: &str,
-        name: Option<&str>,
-        invite: &[ruma::OwnedUserId],
+        options: &RoomOptions,
     ) -> Result<PortalRecord> {
         if let Some(portal) = self.inner.store.portal_by_remote_id(remote_id).await? {
             return Ok(portal);
         }
-        let room_id = self
-            .inner
-            .appservice
-            .bot()
-            .create_room(name, invite, false)
-            .await?;
+        let room_id = self.inner.appservice.bot().create_room(options).await?;
         let portal = PortalRecord {
             remote_id: remote_id.to_owned(),
             room_id,
-            name: name.map(str::to_owned),
+            name: options.name.clone(),
             relay_enabled: false,
         };
         self.inner.store.upsert_portal(&portal).await?;

@@ -3,11 +3,22 @@
 mod account;
 mod account_data;
 mod device;
+mod directory;
 mod discovery;
+mod ephemeral;
+mod event;
 mod media;
+mod membership;
+mod message;
+mod presence;
 mod profile;
+mod redact;
 mod register;
+mod relations;
+mod room;
 mod session;
+mod state;
+mod sync;
 mod uiaa;
 
 use axum::Router;
@@ -23,5 +34,16 @@ pub(crate) fn router() -> Router<Services> {
         .merge(device::router())
         .merge(profile::router())
         .merge(account_data::router())
+        .merge(room::router())
+        .merge(membership::router())
+        .merge(message::router())
+        .merge(state::router())
+        .merge(redact::router())
+        .merge(event::router())
+        .merge(relations::router())
+        .merge(sync::router())
+        .merge(ephemeral::router())
+        .merge(presence::router())
+        .merge(directory::router())
         .merge(media::router())
 }

@@ -25,6 +25,10 @@ use crate::{
     service::{Services, accounts::Requester},
 };
 
+/// Marks a route registered without its last path parameter (an empty state key).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EmptyLastArg;
+
 /// A parsed, authenticated request.
 pub(crate) struct Ruma<T> {
     pub(crate) body: T,
@@ -94,7 +98,10 @@ where
         };
         let bytes = read_body(body, services.config.max_request_body_size.0 as usize).await?;
         let bytes = json_body(&parts.method, bytes)?;
-        let args: Vec<&str> = params.iter().map(|(_, v)| v).collect();
+        let mut args: Vec<&str> = params.iter().map(|(_, v)| v).collect();
+        if parts.extensions.get::<EmptyLastArg>().is_some() {
+            args.push("");
+        }
         let request = http::Request::from_parts(parts, &bytes[..]);
         let body = T::try_from_http_request(request, &args).map_err(parse_error)?;
         Ok(Ruma {

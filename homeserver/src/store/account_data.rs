@@ -14,19 +14,15 @@ pub struct AccountDataRow {
 }
 
 impl Store {
-    /// Sets an entry (JSON text), replacing any previous one; returns its stream position.
+    /// Sets an entry (JSON text) at stream position `stream_id`, replacing any previous one.
     pub async fn set_account_data(
         &self,
         user_id: &str,
         room_id: &str,
         data_type: &str,
         content: &str,
-    ) -> Result<i64> {
-        let mut tx = self.writer.begin().await?;
-        let next: i64 = sqlx::query("SELECT COALESCE(MAX(stream_id), 0) + 1 FROM account_data")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        stream_id: i64,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO account_data (user_id, room_id, data_type, content, stream_id) \
              VALUES ($1, $2, $3, $4, $5) \
@@ -36,11 +32,10 @@ impl Store {
         .bind(room_id)
         .bind(data_type)
         .bind(content)
-        .bind(next)
-        .execute(&mut *tx)
+        .bind(stream_id)
+        .execute(&self.writer)
         .await?;
-        tx.commit().await?;
-        Ok(next)
+        Ok(())
     }
 
     pub async fn account_data(

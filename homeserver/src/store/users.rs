@@ -137,3 +137,20 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Active accounts whose id or displayname contains `term` (case-insensitive).
+    pub async fn search_users(&self, term: &str, limit: i64) -> Result<Vec<UserRow>> {
+        let pattern = format!("%{}%", term.to_lowercase().replace(['\\', '%', '_'], ""));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users WHERE deactivated = 0 AND is_guest = 0 AND \
+             (LOWER(user_id) LIKE $1 OR LOWER(COALESCE(displayname, '')) LIKE $1) ORDER BY user_id LIMIT $2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(pattern)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(row_to_user).collect()
+    }
+}

@@ -12,4 +12,5 @@ mod login;
 mod media;
 mod profile;
 mod register;
+mod rooms;
 mod storage;

@@ -238,3 +238,88 @@ pub(crate) fn assert_error(result: &(StatusCode, Value), status: StatusCode, err
         result.1
     );
 }
+
+static TXN: AtomicU64 = AtomicU64::new(0);
+
+impl TestServer {
+    /// Creates a room and returns its id.
+    pub(crate) async fn create_room(&self, token: &str, body: Value) -> String {
+        let (status, r) = self
+            .post("/_matrix/client/v3/createRoom", Some(token), body)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        r["room_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends an event and returns the full response.
+    pub(crate) async fn send_event(
+        &self,
+        token: &str,
+        room: &str,
+        event_type: &str,
+        content: Value,
+    ) -> (StatusCode, Value) {
+        let txn = TXN.fetch_add(1, Ordering::Relaxed);
+        self.put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/{event_type}/t{txn}"),
+            Some(token),
+            content,
+        )
+        .await
+    }
+
+    /// Sends a text message and returns its event id.
+    pub(crate) async fn send_text(&self, token: &str, room: &str, text: &str) -> String {
+        let (status, r) = self
+            .send_event(
+                token,
+                room,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": text}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        r["event_id"].as_str().unwrap().to_owned()
+    }
+
+    pub(crate) async fn join(&self, token: &str, room: &str) -> (StatusCode, Value) {
+        self.post(
+            &format!("/_matrix/client/v3/join/{room}"),
+            Some(token),
+            json!({}),
+        )
+        .await
+    }
+
+    pub(crate) async fn invite(&self, token: &str, room: &str, user: &str) -> (StatusCode, Value) {
+        self.post(
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            Some(token),
+            json!({"user_id": user}),
+        )
+        .await
+    }
+
+    /// `/sync`, optionally incremental and long-polling.
+    pub(crate) async fn sync(&self, token: &str, since: Option<&str>, timeout_ms: u64) -> Value {
+        let mut path = format!("/_matrix/client/v3/sync?timeout={timeout_ms}");
+        if let Some(since) = since {
+            path.push_str(&format!("&since={since}"));
+        }
+        let (status, body) = self.get(&path, Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Message bodies of a room's timeline in a sync response.
+    pub(crate) fn timeline_bodies(sync: &Value, room: &str) -> Vec<String> {
+        sync["rooms"]["join"][room]["timeline"]["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

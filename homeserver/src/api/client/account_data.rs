@@ -70,14 +70,13 @@ async fn put_global_data(
     own(req.requester(), req.body.user_id.as_str())?;
     let data_type = req.body.event_type.to_string();
     check_settable(&data_type)?;
-    s.store
-        .set_account_data(
-            &req.requester().user_id,
-            "",
-            &data_type,
-            req.body.data.json().get(),
-        )
-        .await?;
+    s.set_account_data(
+        &req.requester().user_id,
+        "",
+        &data_type,
+        req.body.data.json().get(),
+    )
+    .await?;
     Ok(RumaResponse(set_global::Response::new()))
 }
 
@@ -108,13 +107,12 @@ async fn put_room_data(
     own(req.requester(), req.body.user_id.as_str())?;
     let data_type = req.body.event_type.to_string();
     check_settable(&data_type)?;
-    s.store
-        .set_account_data(
-            &req.requester().user_id,
-            req.body.room_id.as_str(),
-            &data_type,
-            req.body.data.json().get(),
-        )
-        .await?;
+    s.set_account_data(
+        &req.requester().user_id,
+        req.body.room_id.as_str(),
+        &data_type,
+        req.body.data.json().get(),
+    )
+    .await?;
     Ok(RumaResponse(set_room::Response::new()))
 }

@@ -1,0 +1,425 @@
+//! Matrix -> Telegram: the bot relays every Matrix user with the message template (the Bot API cannot post
+//! as anyone else).
+
+use std::time::Instant;
+
+use appservice_sdk::bridge::{
+    MatrixEdit, MatrixMessage, MatrixReaction, MatrixRedaction, RedactionTarget,
+};
+use appservice_sdk::intent::SendOptions;
+use appservice_sdk::store::PortalRecord;
+use appservice_sdk::{Error, Result};
+use bytes::Bytes;
+use ruma::UserId;
+use serde_json::Value;
+
+use super::api::{FileKind, Upload};
+use super::{CACHE_LIMIT, DISPLAYNAME_TTL, GHOST_PREFIX, Shared, chat_id};
+use crate::convert::matrix_html::{GhostIds, matrix_to_telegram, plain_to_telegram};
+use crate::convert::relay::render;
+use crate::html::escape;
+
+/// Bots may upload up to 50 MB, photos up to 10 MB (bigger images go as documents).
+const MAX_UPLOAD: u64 = 50 * 1024 * 1024;
+const MAX_PHOTO: u64 = 10 * 1024 * 1024;
+
+/// Matrix ids of this bridge's ghosts back to Telegram user ids.
+struct Ghosts<'a> {
+    domain: &'a str,
+}
+
+impl GhostIds for Ghosts<'_> {
+    fn telegram_user_id(&self, mxid: &str) -> Option<u64> {
+        let (localpart, server) = mxid.strip_prefix('@')?.split_once(':')?;
+        if server != self.domain {
+            return None;
+        }
+        localpart.strip_prefix(GHOST_PREFIX)?.parse().ok()
+    }
+}
+
+/// Drops the `> <@user> quoted` lines older clients put before a reply's body.
+fn strip_reply_fallback(body: &str, is_reply: bool) -> &str {
+    if !is_reply || !body.starts_with("> ") {
+        return body;
+    }
+    match body.find("\n\n") {
+        Some(end) if body[..end].lines().all(|l| l.starts_with('>')) => &body[end + 2..],
+        _ => body,
+    }
+}
+
+fn parse_message_id(remote_id: &str) -> Option<i32> {
+    remote_id.parse().ok()
+}
+
+impl Shared {
+    /// The message as Telegram HTML (before the template).
+    fn message_html(&self, content: &Value) -> String {
+        let domain = self
+            .bridge
+            .get()
+            .map(|b| b.appservice().domain().to_owned())
+            .unwrap_or_default();
+        let is_reply = content["m.relates_to"].get("m.in_reply_to").is_some();
+        match (
+            content["format"].as_str(),
+            content["formatted_body"].as_str(),
+        ) {
+            (Some("org.matrix.custom.html"), Some(html)) => {
+                matrix_to_telegram(html, &Ghosts { domain: &domain })
+            }
+            _ => plain_to_telegram(strip_reply_fallback(
+                content["body"].as_str().unwrap_or_default(),
+                is_reply,
+            )),
+        }
+    }
+
+    /// The template applied for `sender`.
+    async fn relay_html(&self, sender: &UserId, content: &Value, message_html: &str) -> String {
+        let name = self.displayname(sender).await;
+        let template = match content["msgtype"].as_str() {
+            Some("m.emote") => &self.config.emote_template,
+            _ => &self.config.message_template,
+        };
+        render(template, &name, sender.as_str(), message_html)
+    }
+
+    /// A Matrix user's displayname (cached), else their user id.
+    async fn displayname(&self, user: &UserId) -> String {
+        if let Some((name, at)) = self.state().displaynames.get(user.as_str())
+            && at.elapsed() < DISPLAYNAME_TTL
+        {
+            return name.clone();
+        }
+        let Ok(bridge) = self.bridge() else {
+            return user.to_string();
+        };
+        let path = format!(
+            "/_matrix/client/v3/profile/{}/displayname",
+            url::form_urlencoded::byte_serialize(user.as_str().as_bytes()).collect::<String>()
+        );
+        let fetched = bridge
+            .appservice()
+            .client()
+            .send_json(reqwest::Method::GET, &path, None, None)
+            .await;
+        let name = match fetched {
+            Ok(json) => json["displayname"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+            Err(e) => {
+                tracing::debug!(%user, error = %e, "no displayname");
+                None
+            }
+        };
+        let name = name.unwrap_or_else(|| user.to_string());
+        let mut state = self.state();
+        if state.displaynames.len() >= CACHE_LIMIT {
+            state.displaynames.clear();
+        }
+        state
+            .displaynames
+            .insert(user.to_string(), (name.clone(), Instant::now()));
+        name
+    }
+
+    pub(super) async fn send_matrix_message(
+        &self,
+        portal: &PortalRecord,
+        m: &MatrixMessage,
+    ) -> Result<Option<String>> {
+        let chat = chat_id(portal)?;
+        let bridge = self.bridge()?;
+        let mut reply_to = m.reply_to.as_deref().and_then(parse_message_id);
+        let mut thread = None;
+        let relates = &m.content["m.relates_to"];
+        if relates["rel_type"] == "m.thread"
+            && let Some(root) = relates["event_id"].as_str()
+            && let Some(root) = bridge.store().message_by_event_id(root).await?
+            && let Some(root) = parse_message_id(&root.remote_id)
+        {
+            // A Matrix thread is a forum topic where there are topics, else a reply to its first message.
+            if self.state().forums.contains(&chat) {
+                thread = Some(root);
+            } else if reply_to.is_none() || relates["is_falling_back"] == true {
+                reply_to = Some(root);
+            }
+        }
+        let msgtype = m.content["msgtype"].as_str().unwrap_or("m.text");
+        let sent = match msgtype {
+            "m.image" | "m.video" | "m.audio" | "m.file" => {
+                return self.send_matrix_file(portal, chat, m, reply_to).await;
+            }
+            "m.location" => {
+                let body = m.content["body"].as_str().unwrap_or("Location");
+                let geo = m.content["geo_uri"].as_str().unwrap_or_default();
+                let html = self
+                    .relay_html(&m.sender, &m.content, &escape(&format!("{body} ({geo})")))
+                    .await;
+                self.api.send_html(chat, &html, reply_to, thread).await?
+            }
+            _ => {
+                let html = self
+                    .relay_html(&m.sender, &m.content, &self.message_html(&m.content))
+                    .await;
+                self.api.send_html(chat, &html, reply_to, thread).await?
+            }
+        };
+        Ok(Some(sent.id.0.to_string()))
+    }
+
+    /// Copies a Matrix file to Telegram, within the Bot API's upload limits; past them the room is told.
+    async fn send_matrix_file(
+        &self,
+        portal: &PortalRecord,
+        chat: i64,
+        m: &MatrixMessage,
+        reply_to: Option<i32>,
+    ) -> Result<Option<String>> {
+        let content = &m.content;
+        let body = content["body"].as_str().unwrap_or("file");
+        let file_name = content["filename"].as_str().unwrap_or(body).to_owned();
+        let caption_html = match content["filename"].as_str() {
+            Some(name) if name != body => self.message_html(content),
+            _ => escape(&file_name),
+        };
+        let declared = content["info"]["size"].as_u64().unwrap_or(0);
+        if declared > MAX_UPLOAD {
+            return self.too_large(portal, chat, m, &file_name, declared).await;
+        }
+        let Some(url) = content["url"].as_str() else {
+            return Err(Error::Network(
+                "encrypted or URL-less media cannot be bridged".to_owned(),
+            ));
+        };
+        let data = self.download_mxc(url).await?;
+        let size = data.len() as u64;
+        if size > MAX_UPLOAD {
+            return self.too_large(portal, chat, m, &file_name, size).await;
+        }
+        let mime = content["info"]["mimetype"].as_str().unwrap_or_default();
+        let kind = match content["msgtype"].as_str() {
+            Some("m.image") if mime == "image/gif" => FileKind::Animation,
+            Some("m.image") if size <= MAX_PHOTO => FileKind::Photo,
+            Some("m.video") => FileKind::Video,
+            Some("m.audio") if content.get("org.matrix.msc3245.voice").is_some() => FileKind::Voice,
+            Some("m.audio") => FileKind::Audio,
+            _ => FileKind::Document,
+        };
+        let caption = self.relay_html(&m.sender, content, &caption_html).await;
+        let upload = Upload {
+            chat,
+            kind,
+            data,
+            file_name: &file_name,
+            caption: &caption,
+            reply_to,
+        };
+        let sent = self.api.send_file(upload).await?;
+        Ok(Some(sent.id.0.to_string()))
+    }
+
+    async fn too_large(
+        &self,
+        portal: &PortalRecord,
+        chat: i64,
+        m: &MatrixMessage,
+        file_name: &str,
+        size: u64,
+    ) -> Result<Option<String>> {
+        let mb = size.div_ceil(1024 * 1024);
+        let notice = format!(
+            "{file_name} ({mb} MB) was not sent to Telegram: bots may upload at most 50 MB."
+        );
+        let bridge = self.bridge()?;
+        bridge
+            .appservice()
+            .bot()
+            .send_notice(&portal.room_id, &notice, SendOptions::default())
+            .await?;
+        let html = self
+            .relay_html(
+                &m.sender,
+                &m.content,
+                &format!(
+                    "<i>sent {} ({mb} MB), too large for Telegram</i>",
+                    escape(file_name)
+                ),
+            )
+            .await;
+        let sent = self.api.send_html(chat, &html, None, None).await?;
+        Ok(Some(sent.id.0.to_string()))
+    }
+
+    /// Fetches `mxc://server/id` through the authenticated media API (the legacy one as a fallback).
+    async fn download_mxc(&self, mxc: &str) -> Result<Bytes> {
+        let bridge = self.bridge()?;
+        let Some((server, media_id)) = mxc
+            .strip_prefix("mxc://")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            return Err(Error::Network(format!("not an mxc URI: {mxc}")));
+        };
+        let base = bridge
+            .appservice()
+            .client()
+            .base_url()
+            .trim_end_matches('/')
+            .to_owned();
+        let token = bridge.appservice().registration().as_token.clone();
+        let http = reqwest::Client::new();
+        let mut last_status = None;
+        for path in [
+            "/_matrix/client/v1/media/download",
+            "/_matrix/media/v3/download",
+        ] {
+            let response = http
+                .get(format!("{base}{path}/{server}/{media_id}"))
+                .bearer_auth(&token)
+                .send()
+                .await?;
+            if response.status().is_success() {
+                return Ok(response.bytes().await?);
+            }
+            last_status = Some(response.status());
+        }
+        Err(Error::Network(format!(
+            "cannot download {mxc}: {last_status:?}"
+        )))
+    }
+
+    pub(super) async fn send_matrix_edit(
+        &self,
+        portal: &PortalRecord,
+        e: &MatrixEdit,
+    ) -> Result<()> {
+        let chat = chat_id(portal)?;
+        let Some(target) = parse_message_id(&e.target_remote_id) else {
+            return Ok(());
+        };
+        let html = self
+            .relay_html(
+                &e.sender,
+                &e.new_content,
+                &self.message_html(&e.new_content),
+            )
+            .await;
+        match self.api.edit_html(chat, target, &html).await {
+            Err(err)
+                if err.description.contains("not modified")
+                    || err.description.contains("no text") =>
+            {
+                tracing::debug!(error = %err, "edit not bridged");
+                Ok(())
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    pub(super) async fn send_matrix_redaction(
+        &self,
+        portal: &PortalRecord,
+        r: &MatrixRedaction,
+    ) -> Result<()> {
+        let chat = chat_id(portal)?;
+        match &r.target {
+            RedactionTarget::Message(remote) => {
+                let Some(id) = parse_message_id(remote) else {
+                    return Ok(());
+                };
+                match self.api.delete(chat, id).await {
+                    Err(e) if e.refused => {
+                        tracing::info!(error = %e, "Telegram refused the deletion");
+                        Ok(())
+                    }
+                    other => other.map_err(Into::into),
+                }
+            }
+            RedactionTarget::Reaction {
+                target_remote_id, ..
+            } => match parse_message_id(target_remote_id) {
+                Some(id) => self.api.react(chat, id, None).await.map_err(Into::into),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Telegram allows a fixed set of reaction emoji, one per bot and message; others are not bridged.
+    pub(super) async fn send_matrix_reaction(
+        &self,
+        portal: &PortalRecord,
+        r: &MatrixReaction,
+    ) -> Result<()> {
+        let chat = chat_id(portal)?;
+        let Some(id) = parse_message_id(&r.target_remote_id) else {
+            return Ok(());
+        };
+        let Some(emoji) = telegram_reaction(&r.key) else {
+            tracing::info!(key = r.key, "Telegram has no such reaction; not bridged");
+            return Ok(());
+        };
+        self.api
+            .react(chat, id, Some(&emoji))
+            .await
+            .map_err(Into::into)
+    }
+}
+
+/// The Telegram reaction for a Matrix key: the same emoji, with or without its variation selector.
+pub(crate) fn telegram_reaction(key: &str) -> Option<String> {
+    let allowed = &crate::fake_bot_api::spec::spec().reaction_emoji;
+    let stripped: String = key.chars().filter(|c| *c != '\u{fe0f}').collect();
+    [key, stripped.as_str()]
+        .into_iter()
+        .find(|k| allowed.iter().any(|a| a == k))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ghost_mxids_map_back_to_telegram_ids_on_our_domain_only() {
+        let ghosts = Ghosts {
+            domain: "example.org",
+        };
+        assert_eq!(
+            ghosts.telegram_user_id("@telegram_42:example.org"),
+            Some(42)
+        );
+        assert_eq!(ghosts.telegram_user_id("@telegram_42:evil.org"), None);
+        assert_eq!(ghosts.telegram_user_id("@alice:example.org"), None);
+    }
+
+    #[test]
+    fn reply_fallbacks_are_removed_from_plain_bodies() {
+        assert_eq!(
+            strip_reply_fallback("> <@a:x> hi\n> there\n\nanswer", true),
+            "answer"
+        );
+        assert_eq!(
+            strip_reply_fallback("> quote\n\nanswer", false),
+            "> quote\n\nanswer"
+        );
+        assert_eq!(
+            strip_reply_fallback("> quote\nnot a fallback\n\nx", true),
+            "> quote\nnot a fallback\n\nx"
+        );
+    }
+
+    #[test]
+    fn reactions_map_to_telegram_emoji_or_nothing() {
+        assert_eq!(telegram_reaction("👍").as_deref(), Some("👍"));
+        assert_eq!(
+            telegram_reaction("❤️").as_deref(),
+            Some("❤"),
+            "the variation selector is dropped"
+        );
+        assert_eq!(telegram_reaction("🦀"), None);
+        assert_eq!(telegram_reaction("+1"), None);
+    }
+}

@@ -1,0 +1,290 @@
+//! Building a local event on top of a room's current state: fill in the DAG fields, hash and
+//! sign, authorise with ruma's state-res auth rules, persist, and advance the room.
+
+use std::sync::Arc;
+
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedRoomId,
+    events::{StateEventType, TimelineEventType},
+    room_version_rules::{EventIdFormatVersion, EventsReferenceFormatVersion, RoomIdFormatVersion},
+    signatures::{hash_and_sign_event, reference_hash},
+    state_res,
+};
+use serde_json::{Value, json, value::RawValue};
+
+use super::RoomState;
+use crate::{
+    error::{Error, Result},
+    service::{Services, pdu::Pdu, secrets::random_string},
+    store::{NewEvent, StoreError, now_ms},
+};
+use ruma::api::error::ErrorKind;
+
+/// Largest event the spec allows, in bytes of canonical JSON.
+const MAX_PDU_BYTES: usize = 65_536;
+
+/// What a local event should be.
+#[derive(Clone, Debug)]
+pub struct EventSpec {
+    pub event_type: String,
+    pub state_key: Option<String>,
+    pub content: Value,
+    /// Origin timestamp override (appservices' `?ts=`).
+    pub ts: Option<i64>,
+    /// `(device, txn id)` of a client send, for idempotency.
+    pub txn: Option<(String, String)>,
+}
+
+impl EventSpec {
+    pub fn message(event_type: &str, content: Value) -> Self {
+        Self {
+            event_type: event_type.to_owned(),
+            state_key: None,
+            content,
+            ts: None,
+            txn: None,
+        }
+    }
+    pub fn state(event_type: &str, state_key: &str, content: Value) -> Self {
+        Self {
+            event_type: event_type.to_owned(),
+            state_key: Some(state_key.to_owned()),
+            content,
+            ts: None,
+            txn: None,
+        }
+    }
+}
+
+/// A sent event: its id and stream position.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub event_id: OwnedEventId,
+    pub stream_ordering: i64,
+}
+
+impl Services {
+    /// Builds, authorises and persists an event from `sender` in the (locked) room.
+    pub(crate) async fn build_and_send(
+        &self,
+        room: &mut RoomState,
+        sender: &str,
+        spec: EventSpec,
+    ) -> Result<Sent> {
+        let (mut obj, event_id, room_id) = self.build_event(room, sender, &spec)?;
+        let json = serde_json::to_string(&obj).map_err(Error::internal)?;
+        if json.len() > MAX_PDU_BYTES {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                "Event is larger than 64 KiB",
+            ));
+        }
+        let pdu = Pdu::from_json(event_id.as_str(), room_id.as_str(), &json)?;
+        state_res::check_state_dependent_auth_rules(
+            &room.rules.authorization,
+            &pdu,
+            |t: &StateEventType, k: &str| room.state.get(&(t.to_string(), k.to_owned())).cloned(),
+        )
+        .map_err(|reason| Error::forbidden(format!("Event not allowed: {reason}")))?;
+
+        // `unsigned` is outside hashes and signatures: note what this state event replaces.
+        if let Some(state_key) = &spec.state_key
+            && let Some(prev) = room.get(&spec.event_type, state_key)
+        {
+            let unsigned = json!({
+                "replaces_state": prev.event_id,
+                "prev_content": prev.content_value(),
+                "prev_sender": prev.sender,
+            });
+            obj.insert(
+                "unsigned".to_owned(),
+                serde_json::from_value(unsigned).map_err(Error::internal)?,
+            );
+        }
+        let stored_json = serde_json::to_string(&obj).map_err(Error::internal)?;
+        let relation = relation_of(&spec.content);
+        let membership = (spec.event_type == "m.room.member")
+            .then(|| pdu.content_str("membership"))
+            .flatten();
+        let prev_events: Vec<String> = room
+            .extremities
+            .iter()
+            .map(|(id, _)| id.to_string())
+            .collect();
+        let txn = spec
+            .txn
+            .as_ref()
+            .map(|(d, t)| (sender, d.as_str(), t.as_str()));
+        let reservation = self.stream.reserve();
+        let new = NewEvent {
+            stream_ordering: reservation.position,
+            event_id: event_id.as_str(),
+            room_id: room_id.as_str(),
+            sender,
+            event_type: &spec.event_type,
+            state_key: spec.state_key.as_deref(),
+            depth: pdu.depth,
+            origin_server_ts: i64::from(pdu.origin_server_ts.0),
+            json: &stored_json,
+            relates_to: relation.as_ref().map(|(id, _)| id.as_str()),
+            rel_type: relation.as_ref().map(|(_, t)| t.as_str()),
+            txn,
+            membership: membership.as_deref(),
+            prev_events: &prev_events,
+        };
+        match self.store.persist_events(std::slice::from_ref(&new)).await {
+            Ok(()) => {}
+            // The same transaction raced in from another request: answer with its event.
+            Err(StoreError::Conflict) if spec.txn.is_some() => {
+                let (device, txn_id) = spec.txn.as_ref().expect("checked above");
+                let existing = self.store.event_id_for_txn(sender, device, txn_id).await?;
+                let existing = existing
+                    .ok_or_else(|| Error::internal("transaction conflict without an event"))?;
+                let row = self
+                    .store
+                    .event(&existing)
+                    .await?
+                    .ok_or_else(|| Error::internal("event vanished"))?;
+                return Ok(Sent {
+                    event_id: OwnedEventId::try_from(existing).map_err(Error::internal)?,
+                    stream_ordering: row.stream_ordering,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let stream_ordering = reservation.position;
+        room.depth = pdu.depth;
+        room.extremities = vec![(event_id.clone(), pdu.content_hash.clone())];
+        if let Some(state_key) = &spec.state_key {
+            room.state
+                .insert((spec.event_type.clone(), state_key.clone()), Arc::new(pdu));
+        }
+        if membership.is_some() {
+            let target = spec.state_key.as_deref().unwrap_or_default();
+            self.activity
+                .membership_changed(room_id.as_str(), target, stream_ordering);
+        }
+        self.activity
+            .room_changed(room_id.as_str(), stream_ordering);
+        drop(reservation);
+        tracing::debug!(room_id = %room_id, event_id = %event_id, sender, event_type = spec.event_type, "event sent");
+        Ok(Sent {
+            event_id,
+            stream_ordering,
+        })
+    }
+
+    /// Fills in the PDU fields, hashes and signs. Returns the object, its event id and room id.
+    fn build_event(
+        &self,
+        room: &RoomState,
+        sender: &str,
+        spec: &EventSpec,
+    ) -> Result<(CanonicalJsonObject, OwnedEventId, OwnedRoomId)> {
+        let rules = &room.rules;
+        let kind = TimelineEventType::from(spec.event_type.as_str());
+        let content_raw =
+            RawValue::from_string(spec.content.to_string()).map_err(Error::internal)?;
+        let sender_id = ruma::UserId::parse(sender).map_err(Error::internal)?;
+        let auth_types = state_res::auth_types_for_event(
+            &kind,
+            &sender_id,
+            spec.state_key.as_deref(),
+            &content_raw,
+            &rules.authorization,
+        )
+        .map_err(Error::bad_json)?;
+        let cite = |id: &OwnedEventId, hash: &Option<String>| -> Value {
+            match rules.events_reference_format {
+                EventsReferenceFormatVersion::V1 => {
+                    json!([id, {"sha256": hash.clone().unwrap_or_default()}])
+                }
+                _ => json!(id),
+            }
+        };
+        let mut auth_events = Vec::new();
+        for (t, k) in &auth_types {
+            if let Some(p) = room.state.get(&(t.to_string(), k.clone())) {
+                // Room version 12 does not cite the create event: the room id derives from it.
+                if *t == StateEventType::RoomCreate
+                    && rules.room_id_format == RoomIdFormatVersion::V2
+                {
+                    continue;
+                }
+                auth_events.push(cite(&p.event_id, &p.content_hash));
+            }
+        }
+        let prev_events: Vec<Value> = room.extremities.iter().map(|(id, h)| cite(id, h)).collect();
+        let is_v12_create = kind == TimelineEventType::RoomCreate
+            && rules.room_id_format == RoomIdFormatVersion::V2;
+        let mut event = json!({
+            "type": spec.event_type,
+            "sender": sender,
+            "content": spec.content,
+            "origin_server_ts": spec.ts.unwrap_or_else(now_ms),
+            "depth": room.depth + 1,
+            "prev_events": prev_events,
+            "auth_events": auth_events,
+        });
+        if !is_v12_create {
+            event["room_id"] = json!(room.room_id);
+        }
+        if let Some(state_key) = &spec.state_key {
+            event["state_key"] = json!(state_key);
+        }
+        if kind == TimelineEventType::RoomRedaction
+            && !rules.redaction.keep_room_redaction_redacts
+            && let Some(redacts) = spec.content.get("redacts")
+        {
+            event["redacts"] = redacts.clone();
+        }
+        let server = &self.config.server_name;
+        if rules.event_id_format == EventIdFormatVersion::V1 {
+            event["event_id"] = json!(format!("${}:{server}", random_string(18)));
+        }
+        // Signatures and hashes add about 200 bytes; refuse what cannot fit before signing.
+        if event.to_string().len() + 200 > MAX_PDU_BYTES {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                "Event is larger than 64 KiB",
+            ));
+        }
+        let mut obj: CanonicalJsonObject =
+            serde_json::from_value(event).map_err(|e| Error::bad_json(e.to_string()))?;
+        hash_and_sign_event(server, &*self.signing_key, &mut obj, &rules.redaction)
+            .map_err(Error::internal)?;
+        let event_id = match rules.event_id_format {
+            EventIdFormatVersion::V1 => match obj.get("event_id") {
+                Some(CanonicalJsonValue::String(id)) => id.clone(),
+                _ => return Err(Error::internal("v1 event without event_id")),
+            },
+            _ => format!(
+                "${}",
+                reference_hash(&obj, rules)
+                    .map_err(|_| Error::new(ErrorKind::TooLarge, "Event too large"))?
+            ),
+        };
+        let room_id = if is_v12_create {
+            OwnedRoomId::try_from(format!("!{}", &event_id[1..])).map_err(Error::internal)?
+        } else {
+            room.room_id.clone()
+        };
+        Ok((
+            obj,
+            OwnedEventId::try_from(event_id).map_err(Error::internal)?,
+            room_id,
+        ))
+    }
+}
+
+/// `m.relates_to`'s target and relation type, for relations, threads and aggregations.
+fn relation_of(content: &Value) -> Option<(String, String)> {
+    let rel = content.get("m.relates_to")?;
+    let target = rel.get("event_id")?.as_str()?.to_owned();
+    let rel_type = rel
+        .get("rel_type")
+        .and_then(Value::as_str)
+        .unwrap_or("m.in_reply_to")
+        .to_owned();
+    Some((target, rel_type))
+}

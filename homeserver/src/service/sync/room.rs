@@ -1,0 +1,335 @@
+//! One room's part of a `/sync` response.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{Map, Value, json};
+
+use super::{DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT, SyncRequest, Token};
+use crate::{
+    error::Result,
+    service::{
+        Services,
+        client_event::{Viewing, client_event, stripped_event},
+        filter,
+        stream::Positions,
+    },
+    store::{EventRow, MembershipRow},
+};
+
+/// State types shown to invitees and knockers.
+const STRIPPED_TYPES: &[&str] = &[
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.name",
+    "m.room.avatar",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+    "m.room.topic",
+];
+
+impl Services {
+    pub(super) async fn sync_joined_room(
+        &self,
+        req: &SyncRequest,
+        m: &MembershipRow,
+        now: Positions,
+    ) -> Result<Option<Value>> {
+        let room_id = m.room_id.as_str();
+        let since = req.since;
+        let full = req.full_state || since.is_none_or(|s| m.stream_ordering > s.stream);
+        let after = if full {
+            0
+        } else {
+            since.map(|s| s.stream).unwrap_or(0)
+        };
+        let typing_changed =
+            full || since.is_some_and(|s| self.activity.typing_changed_since(room_id, s.ephemeral));
+        if !full && !typing_changed && !self.activity.room_may_have_changed(room_id, after) {
+            return Ok(None);
+        }
+        let room_filter = &req.filter.room;
+        let limit = room_filter
+            .timeline
+            .limit
+            .map(|l| u64::from(l) as usize)
+            .unwrap_or(DEFAULT_TIMELINE_LIMIT)
+            .clamp(1, MAX_TIMELINE_LIMIT);
+        let (timeline, limited) = self
+            .timeline(
+                room_id,
+                &req.user_id,
+                after,
+                now.stream,
+                limit,
+                m.stream_ordering,
+            )
+            .await?;
+        let timeline: Vec<EventRow> = timeline
+            .into_iter()
+            .filter(|e| filter::matches(&room_filter.timeline, e))
+            .collect();
+        let first = timeline
+            .first()
+            .map(|e| e.stream_ordering - 1)
+            .unwrap_or(now.stream);
+        let mut state = if full {
+            self.store.state_at(room_id, first).await?
+        } else if limited {
+            self.store.state_changes(room_id, after, first).await?
+        } else {
+            Vec::new()
+        };
+        state.retain(|e| filter::matches(&room_filter.state, e));
+        if !room_filter.state.lazy_load_options.is_disabled() {
+            let senders: HashSet<&str> = timeline
+                .iter()
+                .map(|e| e.sender.as_str())
+                .chain([req.user_id.as_str()])
+                .collect();
+            state.retain(|e| {
+                e.event_type != "m.room.member"
+                    || e.state_key.as_deref().is_some_and(|k| senders.contains(k))
+            });
+        }
+        let viewing = Viewing {
+            user_id: &req.user_id,
+            device_id: &req.device_id,
+        };
+        let mut ephemeral = Vec::new();
+        if typing_changed {
+            let typing = self.typing.typing_in(room_id);
+            if full && typing.is_empty() {
+            } else {
+                ephemeral.push(json!({"type": "m.typing", "content": {"user_ids": typing}}));
+            }
+        }
+        let receipts = self
+            .receipts_event(room_id, &req.user_id, after, now.stream)
+            .await?;
+        if let Some(r) = receipts {
+            ephemeral.push(r);
+        }
+        let account_data: Vec<Value> = self
+            .store
+            .account_data_since(&req.user_id, after)
+            .await?
+            .into_iter()
+            .filter(|r| r.room_id == room_id && r.stream_id <= now.stream)
+            .map(|r| json!({"type": r.data_type, "content": serde_json::from_str::<Value>(&r.content).unwrap_or_default()}))
+            .collect();
+        if !full
+            && timeline.is_empty()
+            && state.is_empty()
+            && ephemeral.is_empty()
+            && account_data.is_empty()
+        {
+            return Ok(None);
+        }
+        let (notifications, highlights) = self.unread_counts(room_id, &req.user_id).await?;
+        let mut room = json!({
+            "timeline": {
+                "events": timeline.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>(),
+                "limited": limited,
+                "prev_batch": Token::at(first).to_string(),
+            },
+            "state": {"events": state.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>()},
+            "ephemeral": {"events": ephemeral},
+            "account_data": {"events": account_data},
+            "unread_notifications": {"notification_count": notifications, "highlight_count": highlights},
+        });
+        if full {
+            room["summary"] = self.room_summary(room_id, &req.user_id).await?;
+        }
+        Ok(Some(room))
+    }
+
+    /// The newest `limit` visible events in `(after, upto]`, and whether more were left out.
+    async fn timeline(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        after: i64,
+        upto: i64,
+        limit: usize,
+        joined_at: i64,
+    ) -> Result<(Vec<EventRow>, bool)> {
+        let mut events = self
+            .store
+            .room_events_latest(room_id, after, upto, limit as i64 + 1)
+            .await?;
+        // Events after the user's current join are visible by membership; older ones are judged.
+        if events
+            .first()
+            .is_some_and(|e| e.stream_ordering < joined_at)
+        {
+            events = self.visible_events(room_id, user_id, events).await?;
+        }
+        let limited = events.len() > limit;
+        if limited {
+            events.drain(..events.len() - limit);
+        }
+        Ok((events, limited))
+    }
+
+    pub(super) async fn sync_left_room(
+        &self,
+        req: &SyncRequest,
+        m: &MembershipRow,
+    ) -> Result<Value> {
+        let after = req.since.map(|s| s.stream).unwrap_or(0);
+        let limit = req
+            .filter
+            .room
+            .timeline
+            .limit
+            .map(|l| u64::from(l) as usize)
+            .unwrap_or(DEFAULT_TIMELINE_LIMIT)
+            .clamp(1, MAX_TIMELINE_LIMIT);
+        let events = self
+            .store
+            .room_events_latest(&m.room_id, after, m.stream_ordering, limit as i64 + 1)
+            .await?;
+        let mut events = self
+            .visible_events(&m.room_id, &req.user_id, events)
+            .await?;
+        let limited = events.len() > limit;
+        if limited {
+            events.drain(..events.len() - limit);
+        }
+        let first = events
+            .first()
+            .map(|e| e.stream_ordering - 1)
+            .unwrap_or(m.stream_ordering);
+        let state = if req.since.is_none() || limited {
+            self.store.state_at(&m.room_id, first).await?
+        } else {
+            Vec::new()
+        };
+        let viewing = Viewing {
+            user_id: &req.user_id,
+            device_id: &req.device_id,
+        };
+        Ok(json!({
+            "timeline": {
+                "events": events.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>(),
+                "limited": limited,
+                "prev_batch": Token::at(first).to_string(),
+            },
+            "state": {"events": state.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>()},
+            "account_data": {"events": []},
+        }))
+    }
+
+    /// Stripped state for an invite or knock, with the membership event itself.
+    pub(super) async fn stripped_state(
+        &self,
+        room_id: &str,
+        membership_event: &str,
+    ) -> Result<Vec<Value>> {
+        let state = self.store.current_state(room_id).await?;
+        let mut out: Vec<Value> = state
+            .iter()
+            .filter(|e| STRIPPED_TYPES.contains(&e.event_type.as_str()))
+            .map(stripped_event)
+            .collect();
+        if let Some(own) = self.store.event(membership_event).await? {
+            if let Some(inviter) = state.iter().find(|e| {
+                e.event_type == "m.room.member"
+                    && e.state_key.as_deref() == Some(own.sender.as_str())
+            }) {
+                out.push(stripped_event(inviter));
+            }
+            out.push(stripped_event(&own));
+        }
+        Ok(out)
+    }
+
+    /// `m.receipt` for receipts that changed in `(after, upto]`; others' private receipts hidden.
+    async fn receipts_event(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        after: i64,
+        upto: i64,
+    ) -> Result<Option<Value>> {
+        let receipts = self.store.receipts_since(room_id, after, upto).await?;
+        let mut content: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+        for r in receipts {
+            if r.receipt_type == "m.read.private" && r.user_id != user_id {
+                continue;
+            }
+            let mut data = json!({"ts": r.ts});
+            if !r.thread_id.is_empty() {
+                data["thread_id"] = json!(r.thread_id);
+            }
+            let by_type = content.entry(r.event_id).or_default();
+            let users = by_type.entry(r.receipt_type).or_insert_with(|| json!({}));
+            users[&r.user_id] = data;
+        }
+        Ok((!content.is_empty()).then(|| json!({"type": "m.receipt", "content": content})))
+    }
+
+    /// Notification and highlight counts under the default push rules: messages from others since
+    /// the user's read receipt; highlighted when they mention the user.
+    async fn unread_counts(&self, room_id: &str, user_id: &str) -> Result<(usize, usize)> {
+        const COUNTED: &[&str] = &[
+            "m.room.message",
+            "m.room.encrypted",
+            "m.sticker",
+            "m.call.invite",
+            "m.poll.start",
+        ];
+        let read_up_to = self.store.read_up_to(room_id, user_id).await?;
+        let own = self.store.last_sent_by(room_id, user_id).await?;
+        let events = self
+            .store
+            .events_after_by_others(room_id, read_up_to.max(own), user_id, 1000)
+            .await?;
+        let localpart = user_id
+            .trim_start_matches('@')
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_lowercase();
+        let mut notifications = 0;
+        let mut highlights = 0;
+        for (event_type, json) in events {
+            if !COUNTED.contains(&event_type.as_str()) {
+                continue;
+            }
+            notifications += 1;
+            let v: Value = serde_json::from_str(&json).unwrap_or_default();
+            let content = &v["content"];
+            let mentioned = match content.get("m.mentions") {
+                Some(mentions) => {
+                    mentions["user_ids"]
+                        .as_array()
+                        .is_some_and(|ids| ids.iter().any(|i| i == user_id))
+                        || mentions["room"] == true
+                }
+                None => content["body"]
+                    .as_str()
+                    .is_some_and(|b| b.to_lowercase().contains(&localpart)),
+            };
+            if mentioned {
+                highlights += 1;
+            }
+        }
+        Ok((notifications, highlights))
+    }
+
+    /// `m.heroes` and member counts.
+    async fn room_summary(&self, room_id: &str, user_id: &str) -> Result<Value> {
+        let joined = self.store.room_members(room_id, "join").await?;
+        let invited = self.store.room_members(room_id, "invite").await?;
+        let heroes: Vec<&String> = joined
+            .iter()
+            .chain(invited.iter())
+            .filter(|u| *u != user_id)
+            .take(5)
+            .collect();
+        Ok(
+            json!({"m.heroes": heroes, "m.joined_member_count": joined.len(), "m.invited_member_count": invited.len()}),
+        )
+    }
+}

@@ -1,0 +1,116 @@
+//! Table `receipts`: the latest receipt per (room, type, user, thread).
+
+use sqlx::Row;
+
+use super::{Result, Store};
+
+/// One receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptRow {
+    pub room_id: String,
+    pub receipt_type: String,
+    pub user_id: String,
+    pub thread_id: String,
+    pub event_id: String,
+    pub ts: i64,
+    pub stream_ordering: i64,
+}
+
+impl Store {
+    pub async fn set_receipt(&self, r: &ReceiptRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO receipts (room_id, receipt_type, user_id, thread_id, event_id, ts, stream_ordering) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (room_id, receipt_type, user_id, thread_id) \
+             DO UPDATE SET event_id = $5, ts = $6, stream_ordering = $7",
+        )
+        .bind(&r.room_id)
+        .bind(&r.receipt_type)
+        .bind(&r.user_id)
+        .bind(&r.thread_id)
+        .bind(&r.event_id)
+        .bind(r.ts)
+        .bind(r.stream_ordering)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Receipts in a room that changed in `(after, upto]`.
+    pub async fn receipts_since(
+        &self,
+        room_id: &str,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<ReceiptRow>> {
+        let rows = sqlx::query(
+            "SELECT room_id, receipt_type, user_id, thread_id, event_id, ts, stream_ordering FROM receipts \
+             WHERE room_id = $1 AND stream_ordering > $2 AND stream_ordering <= $3 ORDER BY stream_ordering",
+        )
+        .bind(room_id)
+        .bind(after)
+        .bind(upto)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReceiptRow {
+                    room_id: r.try_get(0)?,
+                    receipt_type: r.try_get(1)?,
+                    user_id: r.try_get(2)?,
+                    thread_id: r.try_get(3)?,
+                    event_id: r.try_get(4)?,
+                    ts: r.try_get(5)?,
+                    stream_ordering: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stream position of the event a user's latest read receipt (public or private) points at.
+    pub async fn read_up_to(&self, room_id: &str, user_id: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(e.stream_ordering), 0) FROM receipts r JOIN events e ON e.event_id = r.event_id \
+             WHERE r.room_id = $1 AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Events in a room after `after` not sent by `user_id`, for unread counts: (type, json).
+    pub async fn events_after_by_others(
+        &self,
+        room_id: &str,
+        after: i64,
+        user_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT event_type, json FROM events WHERE room_id = $1 AND stream_ordering > $2 AND sender <> $3 \
+             AND state_key IS NULL ORDER BY stream_ordering DESC LIMIT $4",
+        )
+        .bind(room_id)
+        .bind(after)
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+}
+
+impl Store {
+    /// Stream position of the user's latest event in a room (sending implies reading).
+    pub async fn last_sent_by(&self, room_id: &str, user_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(stream_ordering), 0) FROM events WHERE room_id = $1 AND sender = $2")
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+}
