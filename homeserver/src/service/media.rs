@@ -56,8 +56,16 @@ impl Media {
                 config.url_preview_ip_range_blacklist.as_deref(),
             ))
         });
+        let files = Files::new(&config.media_store_path);
+        let swept = files.remove_stale_temp_files(Duration::from_secs(24 * 3600));
+        if swept > 0 {
+            tracing::info!(
+                swept,
+                "removed temp files of uploads interrupted by a restart"
+            );
+        }
         Self {
-            files: Files::new(&config.media_store_path),
+            files,
             thumbnailers: Arc::new(Semaphore::new(config.max_thumbnail_workers)),
             fetcher,
         }

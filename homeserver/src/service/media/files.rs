@@ -107,6 +107,27 @@ impl Files {
         Ok(())
     }
 
+    /// Removes temp files older than `age`: uploads cut off by a crash. Only old ones, because
+    /// several homeserver processes may share the store and be receiving uploads right now.
+    pub(crate) fn remove_stale_temp_files(&self, age: std::time::Duration) -> usize {
+        let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|elapsed| elapsed > age);
+            if stale && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Opens stored content for reading.
     pub(crate) async fn open(&self, sha256: &str) -> std::io::Result<tokio::fs::File> {
         tokio::fs::File::open(self.path(sha256)).await
@@ -158,6 +179,22 @@ mod tests {
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
         );
+    }
+
+    #[test]
+    fn only_old_temp_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::new(dir.path());
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::write(tmp.join("in-flight"), b"another process is writing this").unwrap();
+        let old = std::fs::File::create(tmp.join("crashed")).unwrap();
+        let two_days = std::time::Duration::from_secs(2 * 24 * 3600);
+        old.set_modified(std::time::SystemTime::now() - two_days)
+            .unwrap();
+        assert_eq!(files.remove_stale_temp_files(two_days / 2), 1);
+        assert!(tmp.join("in-flight").exists());
+        assert!(!tmp.join("crashed").exists());
     }
 
     #[tokio::test]
