@@ -63,9 +63,8 @@ pub struct Config {
     pub app_service_config_files: Vec<String>,
     /// URL previews. Default false.
     pub url_preview_enabled: bool,
-    /// CIDR ranges URL previews may never reach, checked after DNS resolution and on every
-    /// redirect. Default (key absent): loopback, private, link-local, CGNAT, multicast,
-    /// documentation and their IPv6 equivalents; `[]` allows everything.
+    /// CIDR ranges URL previews may never reach. Default: none configured (the media module
+    /// applies its built-in private-range list).
     pub url_preview_ip_range_blacklist: Option<Vec<String>>,
     /// User directory settings.
     pub user_directory: UserDirectory,
