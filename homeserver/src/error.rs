@@ -14,6 +14,8 @@ pub enum Error {
     Matrix { kind: ErrorKind, message: String },
     /// User-interactive auth must continue: 401 with the flows body.
     Uiaa(serde_json::Value),
+    /// The resource exists already (409, `M_UNKNOWN`), e.g. a taken room alias.
+    Conflict(String),
     /// Something broke inside; logged, and answered as `M_UNKNOWN` with nothing internal.
     Internal(String),
 }
@@ -64,6 +66,7 @@ impl Error {
         match self {
             Error::Matrix { kind, .. } => status_for(kind),
             Error::Uiaa(_) => StatusCode::UNAUTHORIZED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +106,7 @@ impl std::fmt::Display for Error {
         match self {
             Error::Matrix { kind, message } => write!(f, "{}: {message}", kind.errcode()),
             Error::Uiaa(_) => f.write_str("user-interactive auth required"),
+            Error::Conflict(m) => write!(f, "conflict: {m}"),
             Error::Internal(m) => write!(f, "internal error: {m}"),
         }
     }

@@ -8,6 +8,8 @@
 //!   handled it, i.e. once `sendMessage` returned.
 //! - Memory: resident set size before and after 500 distinct Telegram users each send a message (500 ghosts).
 //!   It counts the fake and the test homeserver too, so it is an upper bound for the bridge.
+//!
+//! Without `--bench` (as `cargo test --all-targets` runs it) it does a short smoke run.
 
 #[path = "../tests/support/harness.rs"]
 mod harness;
@@ -53,7 +55,9 @@ async fn main() {
     let h = Harness::start("sqlite").await;
     let portal = h.portal().await;
     let room = portal.room_id.to_string();
-    let rounds = 300;
+    let full = std::env::args().any(|a| a == "--bench");
+    let rounds = if full { 300 } else { 20 };
+    let ghosts = if full { 500 } else { 50 };
 
     // Warm up: ghost registration and avatar lookup happen once per user.
     h.fake.update(text_from_ann("warm-up", json!({}))).await;
@@ -84,7 +88,7 @@ async fn main() {
     report("Matrix -> Telegram", to_telegram);
 
     let before = rss_kib();
-    for user in 0..500 {
+    for user in 0..ghosts {
         let sender =
             json!({"id": 10_000 + user, "is_bot": false, "first_name": format!("User {user}")});
         let body = format!("ghost {user}");
@@ -95,10 +99,10 @@ async fn main() {
             wait_for_send(&h, &room, &body).await;
         }
     }
-    wait_for_send(&h, &room, "ghost 499").await;
+    wait_for_send(&h, &room, &format!("ghost {}", ghosts - 1)).await;
     let after = rss_kib();
     println!(
-        "memory: RSS {:.1} MiB before, {:.1} MiB after 500 ghosts (+{:.1} MiB; process total incl. fake and test homeserver)",
+        "memory: RSS {:.1} MiB before, {:.1} MiB after {ghosts} ghosts (+{:.1} MiB; process total incl. fake and test homeserver)",
         before as f64 / 1024.0,
         after as f64 / 1024.0,
         after.saturating_sub(before) as f64 / 1024.0

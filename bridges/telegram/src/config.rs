@@ -137,6 +137,16 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
         ));
     };
     check(&telegram).map_err(|(key, problem, fix)| error(key, problem, Some(fix)))?;
+    // The SDK keeps every top-level key it does not know as the network's; only `telegram` is ours.
+    if let serde_yaml_ng::Value::Mapping(rest) = &config.network {
+        for key in rest
+            .keys()
+            .filter_map(|k| k.as_str())
+            .filter(|k| *k != "telegram")
+        {
+            warnings.push(format!("{file}: unknown key {key} is ignored"));
+        }
+    }
     Ok(Loaded {
         config,
         telegram,
@@ -322,12 +332,18 @@ mod tests {
         assert!(err.to_string().contains("id"), "{err}");
         let loaded = parse(
             "c.yaml",
-            &with_telegram("  bot_token: \"1:a\"\n  bot_tokne: x\n"),
+            &format!(
+                "irc: {{}}\n{}",
+                with_telegram("  bot_token: \"1:a\"\n  bot_tokne: x\n")
+            ),
         )
         .unwrap();
         assert_eq!(
             loaded.warnings,
-            ["c.yaml: unknown key telegram.bot_tokne is ignored"]
+            [
+                "c.yaml: unknown key telegram.bot_tokne is ignored",
+                "c.yaml: unknown key irc is ignored"
+            ]
         );
     }
 }

@@ -165,9 +165,32 @@ async fn server_errors_are_retried_in_order(backend: &str) {
     h.finish().await;
 }
 
+/// A token Telegram refuses shows in the bridge status (and so in management rooms), and clears when polling
+/// works again.
+async fn a_refused_token_shows_in_the_bridge_status(backend: &str) {
+    use appservice_sdk::status::BridgeState;
+    let h = Harness::start(backend).await;
+    h.fake
+        .post(
+            "/_fake/fail",
+            json!({"count": 2, "error_code": 401, "method": "getUpdates"}),
+        )
+        .await;
+    wait_for("BadCredentials", || async {
+        (h.bridge.status().state_event == BridgeState::BadCredentials).then_some(())
+    })
+    .await;
+    wait_for("Connected again", || async {
+        (h.bridge.status().state_event == BridgeState::Connected).then_some(())
+    })
+    .await;
+    h.finish().await;
+}
+
 on_both_backends!(
     updates_missed_while_down_arrive_once_in_order_with_their_dates,
     a_burst_of_429s_loses_nothing_and_keeps_order,
     a_redelivered_update_is_not_bridged_twice,
     server_errors_are_retried_in_order,
+    a_refused_token_shows_in_the_bridge_status,
 );

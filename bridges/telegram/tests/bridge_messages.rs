@@ -282,7 +282,30 @@ async fn telegram_and_matrix_users_talk_both_ways(backend: &str) {
     h.finish().await;
 }
 
+async fn matrix_typing_becomes_a_chat_action(backend: &str) {
+    let h = Harness::start(backend).await;
+    let portal = h.portal().await;
+    h.fake.update(text_from_ann("hi", json!({}))).await;
+    let typing = json!({"type": "m.typing", "room_id": portal.room_id, "content": {"user_ids": ["@alice:test"]}});
+    h.ephemeral(vec![typing.clone()]).await;
+    let actions = wait_for("the chat action", || async {
+        let actions = h.fake.get(&format!("/_fake/actions?chat_id={GROUP}")).await;
+        (actions != json!([])).then_some(actions)
+    })
+    .await;
+    assert_eq!(actions, json!(["typing"]));
+    // Telegram shows an action for about 5 s, so a second notification right away is not sent again.
+    h.ephemeral(vec![typing]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        h.fake.get(&format!("/_fake/actions?chat_id={GROUP}")).await,
+        json!(["typing"])
+    );
+    h.finish().await;
+}
+
 on_both_backends!(
     linking_with_a_code_creates_the_portal_room,
     telegram_and_matrix_users_talk_both_ways,
+    matrix_typing_becomes_a_chat_action,
 );

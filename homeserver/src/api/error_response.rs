@@ -51,6 +51,12 @@ impl IntoResponse for Error {
                 (body, retry)
             }
             Error::Uiaa(value) => (value.to_string().into_bytes(), None),
+            Error::Conflict(message) => (
+                serde_json::json!({"errcode": "M_UNKNOWN", "error": message})
+                    .to_string()
+                    .into_bytes(),
+                None,
+            ),
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

@@ -28,8 +28,7 @@ impl Services {
         match self.store.set_alias(alias, room_id, user_id).await {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict) => {
-                Err(Error::new(ErrorKind::Unknown, "Room alias already exists")
-                    .with_status_conflict())
+                Err(Error::Conflict("Room alias already exists".to_owned()))
             }
             Err(e) => Err(e.into()),
         }
@@ -273,12 +272,5 @@ impl Services {
             &json!({"event_id": event_id}).to_string(),
         )
         .await
-    }
-}
-
-impl Error {
-    /// Synapse answers a taken alias with 409; the errcode stays `M_UNKNOWN`.
-    fn with_status_conflict(self) -> Self {
-        self
     }
 }

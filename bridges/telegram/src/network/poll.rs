@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use appservice_sdk::Bridge;
+use appservice_sdk::status::BridgeState;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{AllowedUpdate, Update};
@@ -52,15 +53,34 @@ pub(super) async fn run(net: Arc<Shared>, bridge: Bridge, mut stop: watch::Recei
         };
         let updates = match updates {
             Ok(updates) => {
+                if backoff > Duration::from_secs(1) {
+                    bridge.set_status(BridgeState::Connected, None).await;
+                }
                 backoff = Duration::from_secs(1);
                 updates
             }
             Err(e) => {
-                if e.description.contains("Conflict") {
-                    tracing::error!(error = %e, "another client polls this bot; fix: run one telegram-bridge per bot token");
+                // teloxide words Telegram's 401 "Unauthorized" as "Invalid bot token".
+                let (state, problem) = if e.description.contains("Invalid bot token") {
+                    (
+                        BridgeState::BadCredentials,
+                        "Telegram refused the bot token; fix: check telegram.bot_token",
+                    )
+                } else if e.description.contains("Conflict") {
+                    (
+                        BridgeState::TransientDisconnect,
+                        "another client polls this bot; fix: run one telegram-bridge per bot token",
+                    )
                 } else {
-                    tracing::warn!(error = %e, "getUpdates failed");
-                }
+                    (
+                        BridgeState::TransientDisconnect,
+                        "Telegram is not reachable; retrying",
+                    )
+                };
+                tracing::warn!(error = %e, "getUpdates failed: {problem}");
+                bridge
+                    .set_status(state, Some(format!("{problem} ({e})")))
+                    .await;
                 if sleep_or_stop(backoff, &mut stop).await {
                     return;
                 }
@@ -95,6 +115,10 @@ impl Shared {
             .map(String::as_str)
             .unwrap_or_default();
         let mentions = super::to_matrix::GhostMentions::new(bridge);
+        if let teloxide::types::UpdateKind::Error(raw) = &update.kind {
+            // Telegram sent something teloxide cannot read (a new field shape, a missing mime_type): say so.
+            tracing::warn!(update_id = update.id.0, %raw, "an update teloxide cannot parse is skipped");
+        }
         let actions = classify(update, bot_username, &mentions);
         for action in actions {
             let mut wait = Duration::from_millis(500);

@@ -17,6 +17,7 @@ use super::api::{FileKind, Upload};
 use super::{CACHE_LIMIT, DISPLAYNAME_TTL, GHOST_PREFIX, Shared, chat_id};
 use crate::convert::matrix_html::{GhostIds, matrix_to_telegram, plain_to_telegram};
 use crate::convert::relay::render;
+use crate::fake_bot_api::parse_mode::{MAX_CAPTION, MAX_TEXT, parse_html};
 use crate::html::escape;
 
 /// Bots may upload up to 50 MB, photos up to 10 MB (bigger images go as documents).
@@ -76,14 +77,29 @@ impl Shared {
         }
     }
 
-    /// The template applied for `sender`.
+    /// The template applied for `sender`, cut to fit Telegram's text limit.
     async fn relay_html(&self, sender: &UserId, content: &Value, message_html: &str) -> String {
+        self.relay_within(sender, content, message_html, MAX_TEXT)
+            .await
+    }
+
+    async fn relay_within(
+        &self,
+        sender: &UserId,
+        content: &Value,
+        message_html: &str,
+        max: usize,
+    ) -> String {
         let name = self.displayname(sender).await;
         let template = match content["msgtype"].as_str() {
             Some("m.emote") => &self.config.emote_template,
             _ => &self.config.message_template,
         };
-        render(template, &name, sender.as_str(), message_html)
+        let rendered = render(template, &name, sender.as_str(), message_html);
+        let body = content["body"].as_str().unwrap_or_default();
+        fit(rendered, body, max, |html| {
+            render(template, &name, sender.as_str(), html)
+        })
     }
 
     /// A Matrix user's displayname (cached), else their user id.
@@ -209,7 +225,9 @@ impl Shared {
             Some("m.audio") => FileKind::Audio,
             _ => FileKind::Document,
         };
-        let caption = self.relay_html(&m.sender, content, &caption_html).await;
+        let caption = self
+            .relay_within(&m.sender, content, &caption_html, MAX_CAPTION)
+            .await;
         let upload = Upload {
             chat,
             kind,
@@ -368,6 +386,22 @@ impl Shared {
     }
 }
 
+/// Telegram refuses texts longer than `max` characters after parsing (4096 for messages, 1024 for captions):
+/// a message that does not fit is sent as plain text, cut, with the template around it.
+fn fit(rendered: String, body: &str, max: usize, render: impl Fn(&str) -> String) -> String {
+    let length = |html: &str| parse_html(html).ok().map(|(text, _)| text.chars().count());
+    if length(&rendered).is_some_and(|n| n <= max) {
+        return rendered;
+    }
+    let overhead = length(&render("")).unwrap_or(0);
+    let budget = max.saturating_sub(overhead + 1);
+    let mut cut: String = body.chars().take(budget).collect();
+    if cut.chars().count() < body.chars().count() {
+        cut.push('…');
+    }
+    render(&escape(&cut))
+}
+
 /// The Telegram reaction for a Matrix key: the same emoji, with or without its variation selector.
 pub(crate) fn telegram_reaction(key: &str) -> Option<String> {
     let allowed = &crate::fake_bot_api::spec::spec().reaction_emoji;
@@ -409,6 +443,29 @@ mod tests {
             strip_reply_fallback("> quote\nnot a fallback\n\nx", true),
             "> quote\nnot a fallback\n\nx"
         );
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_telegram_limits_as_plain_text() {
+        let render = |html: &str| format!("<b>Bob</b>: {html}");
+        let short = fit(render("<i>hi</i>"), "hi", MAX_TEXT, render);
+        assert_eq!(short, "<b>Bob</b>: <i>hi</i>");
+        let body = "é<".repeat(3000);
+        let long = fit(
+            render(&format!("<i>{}</i>", escape(&body))),
+            &body,
+            MAX_TEXT,
+            render,
+        );
+        let (text, _) = parse_html(&long).unwrap();
+        assert_eq!(text.chars().count(), MAX_TEXT);
+        assert!(
+            text.starts_with("Bob: é<é<") && text.ends_with('…'),
+            "{}",
+            &text[..20]
+        );
+        let caption = fit(render(&escape(&body)), &body, MAX_CAPTION, render);
+        assert_eq!(parse_html(&caption).unwrap().0.chars().count(), MAX_CAPTION);
     }
 
     #[test]

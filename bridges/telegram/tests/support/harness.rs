@@ -375,6 +375,21 @@ impl Harness {
         }
     }
 
+    /// A transaction with ephemeral events only (typing, receipts).
+    pub async fn ephemeral(&self, ephemeral: Vec<Value>) {
+        let n = self
+            .next_txn
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let request = Request::put(format!("/_matrix/app/v1/transactions/tge{n}"))
+            .header("authorization", "Bearer h")
+            .body(Body::from(
+                json!({"events": [], "ephemeral": ephemeral}).to_string(),
+            ))
+            .unwrap();
+        let status = self.router.clone().oneshot(request).await.unwrap().status();
+        assert_eq!(status, StatusCode::OK);
+    }
+
     pub async fn txn(&self, events: Vec<Value>) {
         let n = self
             .next_txn
