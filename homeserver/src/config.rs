@@ -88,6 +88,16 @@ pub struct Config {
     pub refreshable_access_token_lifetime: Duration,
     /// Largest JSON request body accepted, e.g. `1M`. Default `1M` (not a Synapse key).
     pub max_request_body_size: ByteSize,
+    /// Media uploaded while this is on is served only by the authenticated
+    /// `/_matrix/client/v1/media/*` routes; media uploaded before stays reachable on the legacy
+    /// `/_matrix/media/v3/*` ones (the spec's "freeze"). Default true, as Synapse.
+    pub enable_authenticated_media: bool,
+    /// Largest image, in pixels, we decode to thumbnail, e.g. `32M`; bigger ones get `M_TOO_LARGE`
+    /// instead of costing gigabytes of memory. Default `32M`, as Synapse.
+    pub max_image_pixels: ByteSize,
+    /// How many thumbnails are made at once (each holds a decoded image in memory). Default 2
+    /// (not a Synapse key).
+    pub max_thumbnail_workers: usize,
 }
 
 impl Default for Config {
@@ -124,6 +134,9 @@ impl Default for Config {
             rc_login: RcLogin::default(),
             refreshable_access_token_lifetime: Duration(300_000),
             max_request_body_size: ByteSize(1024 * 1024),
+            enable_authenticated_media: true,
+            max_image_pixels: ByteSize(32 * 1024 * 1024),
+            max_thumbnail_workers: 2,
         }
     }
 }
@@ -440,6 +453,15 @@ impl Config {
         self.rc_login
             .validate()
             .map_err(|(k, e)| bad(&format!("rc_login.{k}"), e))?;
+        if let Some(ranges) = &self.url_preview_ip_range_blacklist {
+            for (i, range) in ranges.iter().enumerate() {
+                crate::service::media::IpRange::parse(range)
+                    .map_err(|e| bad(&format!("url_preview_ip_range_blacklist[{i}]"), &e))?;
+            }
+        }
+        if self.max_thumbnail_workers == 0 {
+            return Err(bad("max_thumbnail_workers", "must be at least 1"));
+        }
         if let Some(secret) = &self.registration_shared_secret
             && secret.is_empty()
         {

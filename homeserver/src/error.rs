@@ -85,6 +85,8 @@ fn status_for(kind: &ErrorKind) -> StatusCode {
         ErrorKind::NotFound | ErrorKind::Unrecognized => StatusCode::NOT_FOUND,
         ErrorKind::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::CannotOverwriteMedia => StatusCode::CONFLICT,
+        ErrorKind::NotYetUploaded => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::ConnectionFailed | ErrorKind::ConnectionTimeout | ErrorKind::BadStatus(_) => {
             StatusCode::BAD_GATEWAY
         }

@@ -8,6 +8,7 @@ pub mod directory;
 pub mod ephemeral;
 pub mod filter;
 pub mod keys;
+pub mod media;
 pub mod passwords;
 pub mod pdu;
 pub mod presence;
@@ -43,12 +44,14 @@ pub struct Services {
     pub stream: Arc<stream::Stream>,
     pub activity: Arc<activity::Activity>,
     pub typing: Arc<ephemeral::Typing>,
+    pub media: Arc<media::Media>,
 }
 
 impl Services {
     /// Builds the services over an opened store: loads the signing key and the stream position.
     pub async fn new(config: Config, store: Store) -> anyhow::Result<Self> {
         let limits = Arc::new(ratelimit::Limiters::new(&config));
+        let media = Arc::new(media::Media::new(&config));
         let signing_key = Arc::new(keys::load(&config)?);
         let position = store.max_stream_position().await?;
         let stream = stream::Stream::new(position);
@@ -63,6 +66,7 @@ impl Services {
             stream,
             activity: Arc::new(activity::Activity::new(position)),
             typing: Arc::new(ephemeral::Typing::default()),
+            media,
         })
     }
 

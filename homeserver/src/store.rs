@@ -9,6 +9,7 @@ mod devices;
 mod directory;
 mod events;
 mod filters;
+mod media;
 mod memberships;
 mod presence;
 mod receipts;
@@ -26,6 +27,7 @@ use sqlx::{
 pub use account_data::AccountDataRow;
 pub use devices::DeviceRow;
 pub use events::{Direction, EventRow, NewEvent};
+pub use media::{MediaRow, ThumbnailRow};
 pub use memberships::MembershipRow;
 pub use presence::PresenceRow;
 pub use receipts::ReceiptRow;

@@ -7,6 +7,7 @@ mod directory;
 mod discovery;
 mod ephemeral;
 mod event;
+mod media;
 mod membership;
 mod message;
 mod presence;
@@ -44,4 +45,5 @@ pub(crate) fn router() -> Router<Services> {
         .merge(ephemeral::router())
         .merge(presence::router())
         .merge(directory::router())
+        .merge(media::router())
 }

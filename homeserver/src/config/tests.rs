@@ -172,3 +172,34 @@ fn every_documented_synapse_key_is_read() {
     assert_eq!(c.rc_registration.burst_count, 2.0);
     assert_eq!(c.rc_login.failed_attempts.burst_count, 7.0);
 }
+
+#[test]
+fn media_keys_have_synapse_defaults_and_are_read() {
+    let c = Config::parse("server_name: a.b\n", "hs.yaml").unwrap();
+    assert!(c.enable_authenticated_media);
+    assert_eq!(c.max_image_pixels, ByteSize(32 * 1024 * 1024));
+    assert_eq!(c.max_thumbnail_workers, 2);
+    assert_eq!(c.url_preview_ip_range_blacklist, None);
+
+    let c = Config::parse(
+        "server_name: a.b\nenable_authenticated_media: false\nmax_image_pixels: 10M\n\
+         max_thumbnail_workers: 4\nurl_preview_ip_range_blacklist: []\n",
+        "hs.yaml",
+    )
+    .unwrap();
+    assert!(!c.enable_authenticated_media);
+    assert_eq!(c.max_image_pixels, ByteSize(10 * 1024 * 1024));
+    assert_eq!(c.max_thumbnail_workers, 4);
+    assert_eq!(c.url_preview_ip_range_blacklist, Some(Vec::new()));
+}
+
+#[test]
+fn a_bad_preview_blacklist_range_is_fatal_and_named() {
+    let err = Config::parse(
+        "server_name: a.b\nurl_preview_ip_range_blacklist: ['10.0.0.0/8', 'not-an-ip/3']\n",
+        "hs.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("url_preview_ip_range_blacklist[1]"), "{err}");
+}

@@ -10,6 +10,7 @@ mod directory;
 mod discovery;
 mod errors;
 mod login;
+mod media;
 mod profile;
 mod register;
 mod relations;
