@@ -488,7 +488,7 @@ impl Bridge {
         self.inner.status.set(BridgeState::Stopped, None);
         served.map_err(|e| Error::Io {
             path: "listener".to_owned(),
-            source: e,
+            error: e,
         })
     }
 
@@ -499,9 +499,9 @@ impl Bridge {
     ) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&self.inner.listen)
             .await
-            .map_err(|source| Error::Io {
+            .map_err(|error| Error::Io {
                 path: self.inner.listen.clone(),
-                source,
+                error,
             })?;
         tracing::info!(listen = %self.inner.listen, "appservice listening");
         self.serve(listener, shutdown).await

@@ -188,9 +188,9 @@ where
     /// Reads and parses a YAML config file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Self::from_yaml(&text).map_err(|e| match e {
             Error::Config { message, .. } => Error::Config {

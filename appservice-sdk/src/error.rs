@@ -6,12 +6,12 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing a file (config, registration) failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file concerned.
         path: String,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, not chained as a source, so it reads once).
+        error: std::io::Error,
     },
     /// A config or registration file could not be parsed.
     #[error("{path}: {message}")]

@@ -143,9 +143,9 @@ impl Registration {
     /// Reads a registration file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Self::from_yaml(&text).map_err(|e| match e {
             Error::Config { message, .. } => Error::Config {
@@ -159,9 +159,9 @@ impl Registration {
     /// Writes the registration file.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        std::fs::write(path, self.to_yaml()).map_err(|source| Error::Io {
+        std::fs::write(path, self.to_yaml()).map_err(|error| Error::Io {
             path: path.display().to_string(),
-            source,
+            error,
         })
     }
 
