@@ -3,6 +3,7 @@
 pub mod account_data;
 pub mod accounts;
 pub mod activity;
+pub mod appservice;
 pub mod client_event;
 pub mod directory;
 pub mod ephemeral;
@@ -45,6 +46,10 @@ pub struct Services {
     pub activity: Arc<activity::Activity>,
     pub typing: Arc<ephemeral::Typing>,
     pub media: Arc<media::Media>,
+    /// Application service registrations (reloaded on SIGHUP).
+    pub appservices: Arc<appservice::AppServices>,
+    /// The client for calls to appservices: one pool of keep-alive connections.
+    pub appservice_http: reqwest::Client,
 }
 
 impl Services {
@@ -55,7 +60,11 @@ impl Services {
         let signing_key = Arc::new(keys::load(&config)?);
         let position = store.max_stream_position().await?;
         let stream = stream::Stream::new(position);
-        Ok(Self {
+        let registrations = appservice::load_files(&config.app_service_config_files)?;
+        let appservice_http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        let services = Self {
             config: Arc::new(config),
             store,
             limits,
@@ -67,7 +76,11 @@ impl Services {
             activity: Arc::new(activity::Activity::new(position)),
             typing: Arc::new(ephemeral::Typing::default()),
             media,
-        })
+            appservices: Arc::new(appservice::AppServices::new(registrations)),
+            appservice_http,
+        };
+        appservice::sender::spawn(services.clone());
+        Ok(services)
     }
 
     /// `@localpart:server_name`.

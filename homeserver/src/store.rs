@@ -5,6 +5,7 @@
 //! readers; PostgreSQL uses one pool for both.
 
 mod account_data;
+mod appservice;
 mod devices;
 mod directory;
 mod events;
@@ -25,6 +26,7 @@ use sqlx::{
 };
 
 pub use account_data::AccountDataRow;
+pub use appservice::QueuedTxn;
 pub use devices::DeviceRow;
 pub use events::{Direction, EventRow, NewEvent};
 pub use media::{MediaRow, ThumbnailRow};

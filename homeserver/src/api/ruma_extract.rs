@@ -91,7 +91,13 @@ where
         let token = access_token(&parts)?;
         let requester = match (<T::Authentication as AuthNeed>::NEED, token) {
             (TokenNeed::None, _) | (TokenNeed::Optional, None) => None,
-            (_, Some(token)) => Some(services.authenticate(&token).await?),
+            (_, Some(token)) => {
+                let requester = services.authenticate(&token).await?;
+                match requester.appservice {
+                    Some(_) => Some(masquerade(&parts, services, requester).await?),
+                    None => Some(requester),
+                }
+            }
             (TokenNeed::Required, None) => {
                 return Err(Error::new(ErrorKind::MissingToken, "Missing access token"));
             }
@@ -113,6 +119,28 @@ where
 }
 
 use axum::extract::FromRequestParts;
+
+/// An appservice acting as one of its users: `?user_id=` and `?device_id=` (or MSC3202's
+/// `org.matrix.msc3202.device_id`, which bridges still send).
+async fn masquerade(
+    parts: &Parts,
+    services: &Services,
+    requester: Requester,
+) -> Result<Requester, Error> {
+    let query = parts.uri.query().unwrap_or_default();
+    let mut user_id = None;
+    let mut device_id = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "user_id" => user_id = Some(v.into_owned()),
+            "device_id" | "org.matrix.msc3202.device_id" => device_id = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    services
+        .masquerade(requester, user_id.as_deref(), device_id.as_deref())
+        .await
+}
 
 /// The Bearer header, else the `access_token` query parameter.
 pub(crate) fn access_token(parts: &Parts) -> Result<Option<String>, Error> {

@@ -12,6 +12,8 @@ use ruma::api::error::ErrorKind;
 pub struct Requester {
     pub user_id: String,
     pub device_id: String,
+    /// Set when an application service's `as_token` authenticated the request.
+    pub appservice: Option<String>,
 }
 
 /// What a login or registration hands back to the client.
@@ -212,6 +214,13 @@ impl Services {
 
     /// Resolves an access token. Unknown: `M_UNKNOWN_TOKEN`; expired: the same with `soft_logout`.
     pub async fn authenticate(&self, token: &str) -> Result<Requester> {
+        if let Some(reg) = self.appservices.by_as_token(token) {
+            return Ok(Requester {
+                user_id: reg.sender(&self.config.server_name),
+                device_id: String::new(),
+                appservice: Some(reg.id),
+            });
+        }
         let row = self.store.access_token(&secrets::token_hash(token)).await?;
         let Some(row) = row else {
             return Err(Error::unknown_token(false, "Unknown access token"));
@@ -222,6 +231,7 @@ impl Services {
         Ok(Requester {
             user_id: row.user_id,
             device_id: row.device_id,
+            appservice: None,
         })
     }
 

@@ -20,10 +20,10 @@ pub struct EventRow {
     pub txn_id: Option<String>,
 }
 
-const EVENT_COLUMNS: &str = "e.stream_ordering, e.event_id, e.room_id, e.sender, e.event_type, e.state_key, \
+pub(super) const EVENT_COLUMNS: &str = "e.stream_ordering, e.event_id, e.room_id, e.sender, e.event_type, e.state_key, \
      e.json, e.redacted_by, e.txn_user, e.txn_device, e.txn_id";
 
-fn row_to_event(r: &AnyRow) -> Result<EventRow> {
+pub(super) fn row_to_event(r: &AnyRow) -> Result<EventRow> {
     Ok(EventRow {
         stream_ordering: r.try_get(0)?,
         event_id: r.try_get(1)?,

@@ -1,0 +1,196 @@
+//! Application services: their registrations, what they may do as clients (as_token auth,
+//! masquerading, exclusive namespaces), and the durable transaction queue that feeds them events.
+//!
+//! Registrations are read from `app_service_config_files` at start and again on SIGHUP; a
+//! [`Registrations`] snapshot is swapped atomically so requests never see half a reload.
+
+pub mod registration;
+pub mod sender;
+
+use std::sync::{Arc, RwLock};
+
+use ruma::api::error::ErrorKind;
+
+pub use registration::{Namespace, Namespaces, Registration, load_files};
+
+use crate::{
+    error::{Error, Result},
+    service::{Services, secrets::secure_eq},
+};
+
+/// The registrations currently in force, swapped whole on reload.
+#[derive(Default)]
+pub struct AppServices {
+    current: RwLock<Arc<Vec<Registration>>>,
+    /// Wakes the senders when the set of registrations changes.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl AppServices {
+    pub fn new(registrations: Vec<Registration>) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(registrations)),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// A snapshot of every registration.
+    pub fn all(&self) -> Arc<Vec<Registration>> {
+        self.current.read().expect("appservice lock poisoned").clone()
+    }
+
+    /// The registration with this id.
+    pub fn get(&self, id: &str) -> Option<Registration> {
+        self.all().iter().find(|r| r.id == id).cloned()
+    }
+
+    /// The registration whose `as_token` this is. Every token is compared, in constant time, so
+    /// the answer's timing says nothing about which prefix matched.
+    pub fn by_as_token(&self, token: &str) -> Option<Registration> {
+        let mut found = None;
+        for r in self.all().iter() {
+            if secure_eq(r.as_token.as_bytes(), token.as_bytes()) {
+                found = Some(r.clone());
+            }
+        }
+        found
+    }
+
+    /// Replaces the registrations, logging what changed; the senders pick up new ones.
+    pub fn replace(&self, registrations: Vec<Registration>) {
+        let old = self.all();
+        for r in registrations.iter() {
+            match old.iter().find(|o| o.id == r.id) {
+                None => tracing::info!(appservice = r.id, "application service added"),
+                Some(o) if o != r => {
+                    tracing::info!(appservice = r.id, "application service registration changed")
+                }
+                Some(_) => {}
+            }
+        }
+        for o in old.iter() {
+            if !registrations.iter().any(|r| r.id == o.id) {
+                tracing::info!(appservice = o.id, "application service removed");
+            }
+        }
+        *self.current.write().expect("appservice lock poisoned") = Arc::new(registrations);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The appservice (other than `except`) holding `user_id` in an exclusive namespace.
+    pub fn exclusive_user_owner(&self, user_id: &str, except: Option<&str>) -> Option<String> {
+        self.all()
+            .iter()
+            .filter(|r| Some(r.id.as_str()) != except)
+            .find(|r| r.namespaces.users.iter().any(|n| n.exclusive && n.is_match(user_id)))
+            .map(|r| r.id.clone())
+    }
+
+    /// The appservice (other than `except`) holding `alias` in an exclusive namespace.
+    pub fn exclusive_alias_owner(&self, alias: &str, except: Option<&str>) -> Option<String> {
+        self.all()
+            .iter()
+            .filter(|r| Some(r.id.as_str()) != except)
+            .find(|r| {
+                r.namespaces
+                    .aliases
+                    .iter()
+                    .any(|n| n.exclusive && n.is_match(alias))
+            })
+            .map(|r| r.id.clone())
+    }
+}
+
+impl Services {
+    /// Re-reads `app_service_config_files`; on any error the old registrations stay in force.
+    pub fn reload_appservices(&self) -> std::result::Result<(), crate::config::ConfigError> {
+        let registrations = load_files(&self.config.app_service_config_files)?;
+        self.appservices.replace(registrations);
+        Ok(())
+    }
+
+    /// Refuses `user_id` to anyone but the appservice that holds it exclusively.
+    pub fn check_user_not_exclusive(&self, user_id: &str, caller: Option<&str>) -> Result<()> {
+        match self.appservices.exclusive_user_owner(user_id, caller) {
+            Some(owner) => {
+                tracing::info!(user_id, owner, "refused: user id in an exclusive appservice namespace");
+                Err(Error::new(
+                    ErrorKind::Exclusive,
+                    "This user ID is reserved by an application service.",
+                ))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses `alias` to anyone but the appservice that holds it exclusively.
+    pub fn check_alias_not_exclusive(&self, alias: &str, caller: Option<&str>) -> Result<()> {
+        match self.appservices.exclusive_alias_owner(alias, caller) {
+            Some(owner) => {
+                tracing::info!(alias, owner, "refused: alias in an exclusive appservice namespace");
+                Err(Error::new(
+                    ErrorKind::Exclusive,
+                    "This alias is reserved by an application service.",
+                ))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Services {
+    /// Applies `?user_id=` and `?device_id=` to an appservice's request: the user must be in its
+    /// namespaces (or be its sender) and registered here; the device must be that user's.
+    pub async fn masquerade(
+        &self,
+        requester: crate::service::accounts::Requester,
+        user_id: Option<&str>,
+        device_id: Option<&str>,
+    ) -> Result<crate::service::accounts::Requester> {
+        let Some(as_id) = requester.appservice.clone() else {
+            return Ok(requester);
+        };
+        let Some(reg) = self.appservices.get(&as_id) else {
+            return Err(Error::unknown_token(false, "Unknown access token"));
+        };
+        let server = &self.config.server_name;
+        let user_id = match user_id {
+            None => requester.user_id,
+            Some(user_id) => {
+                if !reg.is_user_ours(user_id, server) {
+                    tracing::info!(appservice = as_id, user_id, "refused masquerade outside namespace");
+                    return Err(Error::forbidden(
+                        "Application service cannot masquerade as this user.",
+                    ));
+                }
+                if user_id != reg.sender(server) && !self.store.user_exists(user_id).await? {
+                    return Err(Error::forbidden(
+                        "Application service has not registered this user.",
+                    ));
+                }
+                user_id.to_owned()
+            }
+        };
+        let device_id = match device_id {
+            None => String::new(),
+            Some(d) => {
+                if self.store.device(&user_id, d).await?.is_none() {
+                    return Err(Error::new(
+                        ErrorKind::UnknownDevice,
+                        "Device does not belong to this user.",
+                    ));
+                }
+                d.to_owned()
+            }
+        };
+        Ok(crate::service::accounts::Requester {
+            user_id,
+            device_id,
+            appservice: Some(as_id),
+        })
+    }
+}
