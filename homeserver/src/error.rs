@@ -87,9 +87,8 @@ fn status_for(kind: &ErrorKind) -> StatusCode {
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::CannotOverwriteMedia => StatusCode::CONFLICT,
         ErrorKind::NotYetUploaded => StatusCode::GATEWAY_TIMEOUT,
-        ErrorKind::ConnectionFailed | ErrorKind::ConnectionTimeout | ErrorKind::BadStatus(_) => {
-            StatusCode::BAD_GATEWAY
-        }
+        ErrorKind::ConnectionFailed | ErrorKind::BadStatus(_) => StatusCode::BAD_GATEWAY,
+        ErrorKind::ConnectionTimeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::UrlNotSet => StatusCode::BAD_REQUEST,
         _ => StatusCode::BAD_REQUEST,
     }

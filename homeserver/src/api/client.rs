@@ -2,6 +2,7 @@
 
 mod account;
 mod account_data;
+mod appservice;
 mod device;
 mod directory;
 mod discovery;
@@ -46,4 +47,5 @@ pub(crate) fn router() -> Router<Services> {
         .merge(presence::router())
         .merge(directory::router())
         .merge(media::router())
+        .merge(appservice::router())
 }

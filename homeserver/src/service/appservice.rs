@@ -4,6 +4,7 @@
 //! Registrations are read from `app_service_config_files` at start and again on SIGHUP; a
 //! [`Registrations`] snapshot is swapped atomically so requests never see half a reload.
 
+pub mod batch_send;
 pub mod registration;
 pub mod sender;
 
@@ -192,5 +193,154 @@ impl Services {
             device_id,
             appservice: Some(as_id),
         })
+    }
+}
+
+impl Services {
+    /// `register` with `m.login.application_service`: a user in the appservice's namespace, no
+    /// password, owned by the appservice. Registration being closed does not apply.
+    pub async fn register_for_appservice(&self, as_id: &str, localpart: &str) -> Result<String> {
+        let reg = self
+            .appservices
+            .get(as_id)
+            .ok_or_else(|| Error::unknown_token(false, "Unknown access token"))?;
+        let user_id = self.user_id(localpart);
+        // Appservices may register `_`-prefixed localparts (the spec recommends them), so only
+        // the character set and length are checked here.
+        let valid = !localpart.is_empty()
+            && localpart.bytes().all(
+                |b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/' | b'+'),
+            )
+            && user_id.len() <= 255;
+        if !valid {
+            return Err(Error::new(ErrorKind::InvalidUsername, "Invalid user ID"));
+        }
+        if !reg.is_user_ours(&user_id, &self.config.server_name) {
+            return Err(Error::new(
+                ErrorKind::Exclusive,
+                "User ID is not in the application service's namespaces.",
+            ));
+        }
+        let new = crate::store::NewUser {
+            user_id: &user_id,
+            password_hash: None,
+            is_admin: false,
+            is_guest: false,
+            displayname: Some(localpart),
+            appservice_id: Some(as_id),
+        };
+        match self.store.create_user(&new).await {
+            Ok(()) => {
+                tracing::info!(user_id, appservice = as_id, "appservice registered a user");
+                Ok(user_id)
+            }
+            Err(crate::store::StoreError::Conflict) => {
+                Err(Error::new(ErrorKind::UserInUse, "User ID already taken."))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Services {
+    /// `login` with `m.login.application_service`: a session for a user in its namespace.
+    pub async fn login_appservice(
+        &self,
+        as_id: &str,
+        user: &str,
+        opts: &crate::service::accounts::SessionOptions<'_>,
+    ) -> Result<crate::service::accounts::LoginResult> {
+        let reg = self
+            .appservices
+            .get(as_id)
+            .ok_or_else(|| Error::unknown_token(false, "Unknown access token"))?;
+        let user_id = self.qualify_user_id(user);
+        if !reg.is_user_ours(&user_id, &self.config.server_name) {
+            return Err(Error::new(
+                ErrorKind::Exclusive,
+                "User ID is not in the application service's namespaces.",
+            ));
+        }
+        match self.store.user(&user_id).await? {
+            Some(row) if !row.deactivated => {}
+            Some(_) => {
+                return Err(Error::new(
+                    ErrorKind::UserDeactivated,
+                    "This account has been deactivated",
+                ));
+            }
+            None => return Err(Error::forbidden("Invalid username")),
+        }
+        tracing::info!(user_id, appservice = as_id, "appservice login");
+        self.create_session(&user_id, opts).await
+    }
+}
+
+/// How long a ping may wait for the appservice.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Services {
+    /// `POST {url}/_matrix/app/v1/ping`, timed. Errors are the spec's: `M_URL_NOT_SET`,
+    /// `M_CONNECTION_TIMEOUT`, `M_CONNECTION_FAILED`, `M_BAD_STATUS` (with the status and body).
+    pub async fn ping_appservice(
+        &self,
+        as_id: &str,
+        transaction_id: Option<&str>,
+    ) -> Result<std::time::Duration> {
+        let reg = self
+            .appservices
+            .get(as_id)
+            .ok_or_else(|| Error::not_found("Unknown application service"))?;
+        let Some(url) = &reg.url else {
+            return Err(Error::new(
+                ErrorKind::UrlNotSet,
+                "Application service URL is not set",
+            ));
+        };
+        let mut body = serde_json::json!({});
+        if let Some(t) = transaction_id {
+            body["transaction_id"] = serde_json::json!(t);
+        }
+        let started = std::time::Instant::now();
+        let result = self
+            .appservice_http
+            .post(format!("{}/_matrix/app/v1/ping", url.trim_end_matches('/')))
+            .bearer_auth(&reg.hs_token)
+            .json(&body)
+            .timeout(PING_TIMEOUT)
+            .send()
+            .await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                tracing::info!(appservice = as_id, "ping timed out");
+                return Err(Error::new(
+                    ErrorKind::ConnectionTimeout,
+                    "Connection to application service timed out",
+                ));
+            }
+            Err(e) => {
+                tracing::info!(appservice = as_id, error = %e, "ping failed to connect");
+                return Err(Error::new(
+                    ErrorKind::ConnectionFailed,
+                    "Connection to application service failed",
+                ));
+            }
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            tracing::info!(appservice = as_id, %status, "ping answered with an error");
+            let mut data = ruma::api::error::BadStatusErrorData::new();
+            data.status = Some(status);
+            data.body = Some(text);
+            return Err(Error::new(
+                ErrorKind::BadStatus(data),
+                "Application service returned an error status",
+            ));
+        }
+        let elapsed = started.elapsed();
+        tracing::info!(appservice = as_id, ms = elapsed.as_millis() as u64, "ping answered");
+        Ok(elapsed)
     }
 }

@@ -1,7 +1,7 @@
 //! Rooms: the in-memory current state of each active room, and building, authorising and
 //! persisting local events.
 
-mod build;
+pub(crate) mod build;
 pub mod create;
 pub mod membership;
 mod redact;

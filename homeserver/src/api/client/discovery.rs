@@ -42,7 +42,10 @@ async fn versions(
 ) -> RumaResponse<get_supported_versions::Response> {
     let mut response =
         get_supported_versions::Response::new(VERSIONS.iter().map(|v| (*v).to_owned()).collect());
-    response.unstable_features = BTreeMap::from([("org.matrix.msc2432".to_owned(), true)]);
+    response.unstable_features = BTreeMap::from([
+        ("org.matrix.msc2432".to_owned(), true),
+        ("fi.causeway.batch_send".to_owned(), true),
+    ]);
     RumaResponse(response)
 }
 

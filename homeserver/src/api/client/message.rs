@@ -45,7 +45,11 @@ async fn put_send(State(s): State<Services>, req: Ruma<send::Request>) -> Result
     validate_type(&event_type)?;
     let mut spec = EventSpec::message(&event_type, content_object(body.body.json())?);
     spec.txn = Some((who.device_id.clone(), body.txn_id.to_string()));
-    spec.ts = body.timestamp.map(|t| i64::from(t.0));
+    // `?ts=` is for appservices only (bridged history); from anyone else it is ignored, as Synapse does.
+    spec.ts = body
+        .timestamp
+        .filter(|_| who.appservice.is_some())
+        .map(|t| i64::from(t.0));
     let sent = s.send(body.room_id.as_str(), &who.user_id, spec).await?;
     Ok(Json(json!({"event_id": sent.event_id})))
 }

@@ -36,9 +36,30 @@ async fn register(
     req: Ruma<register::v3::Request>,
 ) -> Result<RumaResponse<register::v3::Response>> {
     let ip = req.ip.clone();
+    let requester = req.requester.clone();
     let body = req.body;
-    s.limits.would_limit(Action::Registration, &ip)?;
+    let as_login = body.login_type == Some(register::LoginType::ApplicationService);
+    let appservice = requester.as_ref().and_then(|r| r.appservice.clone());
+    if as_login && appservice.is_none() {
+        // The spec: the appservice login type without a valid as_token is 401.
+        return Err(Error::new(
+            ErrorKind::MissingToken,
+            "m.login.application_service needs the application service's as_token",
+        ));
+    }
+    if !as_login {
+        s.limits.would_limit(Action::Registration, &ip)?;
+    }
     let (user_id, is_guest) = match body.kind {
+        _ if as_login => {
+            let as_id = appservice.expect("checked above");
+            let localpart = body
+                .username
+                .as_deref()
+                .ok_or_else(|| Error::missing_param("Missing params: username"))?
+                .to_lowercase();
+            (s.register_for_appservice(&as_id, &localpart).await?, false)
+        }
         register::RegistrationKind::Guest => {
             if !s.config.allow_guest_access {
                 return Err(Error::new(
@@ -63,6 +84,7 @@ async fn register(
                 Some(name) => {
                     let name = name.to_lowercase();
                     s.validate_localpart(&name)?;
+                    s.check_user_not_exclusive(&s.user_id(&name), None)?;
                     if s.store.user_exists(&s.user_id(&name)).await? {
                         return Err(Error::new(ErrorKind::UserInUse, "User ID already taken."));
                     }

@@ -33,7 +33,20 @@ pub(super) fn router() -> Router<Services> {
 async fn get_login_types(_req: Ruma<login_types::Request>) -> RumaResponse<login_types::Response> {
     RumaResponse(login_types::Response::new(vec![
         login_types::LoginType::Password(login_types::PasswordLoginType::new()),
+        login_types::LoginType::ApplicationService(
+            login_types::ApplicationServiceLoginType::new(),
+        ),
     ]))
+}
+
+/// The user named by an `m.id.user` identifier or the legacy `user` field.
+fn login_user(identifier: &Option<UserIdentifier>, legacy: &Option<String>) -> Result<String> {
+    match (identifier, legacy) {
+        (Some(UserIdentifier::Matrix(m)), _) => Ok(m.user.clone()),
+        (Some(_), _) => Err(Error::forbidden("Only m.id.user identifiers are supported")),
+        (None, Some(user)) => Ok(user.clone()),
+        (None, None) => Err(Error::missing_param("Missing params: identifier")),
+    }
 }
 
 /// `POST /_matrix/client/v3/login`
@@ -41,28 +54,38 @@ async fn post_login(
     State(s): State<Services>,
     req: Ruma<login::Request>,
 ) -> Result<RumaResponse<login::Response>> {
+    let requester = req.requester.clone();
     let body = req.body;
-    let login::LoginInfo::Password(p) = &body.login_info else {
-        return Err(Error::new(
-            ruma::api::error::ErrorKind::Unknown,
-            "Unknown login type",
-        ));
-    };
-    #[allow(deprecated)]
-    let legacy_user = &p.user;
-    let user = match (&p.identifier, legacy_user) {
-        (Some(UserIdentifier::Matrix(m)), _) => m.user.clone(),
-        (Some(_), _) => return Err(Error::forbidden("Only m.id.user identifiers are supported")),
-        (None, Some(user)) => user.clone(),
-        (None, None) => return Err(Error::missing_param("Missing params: identifier")),
-    };
     let opts = SessionOptions {
         device_id: body.device_id.as_deref().map(|d| d.as_str()),
         display_name: body.initial_device_display_name.as_deref(),
         refresh_token: body.refresh_token,
         ip: &req.ip,
     };
-    let result = s.login_password(&user, &p.password, &opts).await?;
+    let result = match &body.login_info {
+        login::LoginInfo::Password(p) => {
+            #[allow(deprecated)]
+            let user = login_user(&p.identifier, &p.user)?;
+            s.login_password(&user, &p.password, &opts).await?
+        }
+        login::LoginInfo::ApplicationService(a) => {
+            let Some(as_id) = requester.and_then(|r| r.appservice) else {
+                return Err(Error::new(
+                    ruma::api::error::ErrorKind::MissingToken,
+                    "m.login.application_service needs the application service's as_token",
+                ));
+            };
+            #[allow(deprecated)]
+            let user = login_user(&a.identifier, &a.user)?;
+            s.login_appservice(&as_id, &user, &opts).await?
+        }
+        _ => {
+            return Err(Error::new(
+                ruma::api::error::ErrorKind::Unknown,
+                "Unknown login type",
+            ));
+        }
+    };
     let user_id: OwnedUserId = result.user_id.try_into().map_err(Error::internal)?;
     let mut response = login::Response::new(
         user_id,

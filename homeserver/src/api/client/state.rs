@@ -108,7 +108,11 @@ async fn put_state_event(
         s.check_canonical_alias(room_id, &content).await?;
     }
     let mut spec = EventSpec::state(&event_type, &body.state_key, content);
-    spec.ts = body.timestamp.map(|t| i64::from(t.0));
+    // `?ts=` is for appservices only (bridged history); from anyone else it is ignored, as Synapse does.
+    spec.ts = body
+        .timestamp
+        .filter(|_| who.appservice.is_some())
+        .map(|t| i64::from(t.0));
     let sent = s.send(room_id, &who.user_id, spec).await?;
     Ok(Json(json!({"event_id": sent.event_id})))
 }

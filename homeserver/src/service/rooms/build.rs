@@ -21,7 +21,7 @@ use crate::{
 use ruma::api::error::ErrorKind;
 
 /// Largest event the spec allows, in bytes of canonical JSON.
-const MAX_PDU_BYTES: usize = 65_536;
+pub(crate) const MAX_PDU_BYTES: usize = 65_536;
 
 /// What a local event should be.
 #[derive(Clone, Debug)]
@@ -175,7 +175,7 @@ impl Services {
     }
 
     /// Fills in the PDU fields, hashes and signs. Returns the object, its event id and room id.
-    fn build_event(
+    pub(crate) fn build_event(
         &self,
         room: &RoomState,
         sender: &str,
@@ -278,7 +278,7 @@ impl Services {
 }
 
 /// `m.relates_to`'s target and relation type, for relations, threads and aggregations.
-fn relation_of(content: &Value) -> Option<(String, String)> {
+pub(crate) fn relation_of(content: &Value) -> Option<(String, String)> {
     let rel = content.get("m.relates_to")?;
     let target = rel.get("event_id")?.as_str()?.to_owned();
     let rel_type = rel

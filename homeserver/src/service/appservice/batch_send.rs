@@ -1,0 +1,226 @@
+//! Batch send for backfill: many historical events appended to a room in one request.
+//!
+//! `POST /_matrix/client/unstable/fi.causeway.batch_send/rooms/{roomId}/batch_send` with
+//! `{"events": [{"type", "sender", "content", "origin_server_ts", "state_key"?}, ...]}` answers
+//! `{"event_ids": [...]}` in the same order. It is the forward half of MSC2716 / beeper's
+//! `batch_send`: events are appended at the end of the room's timeline (not inserted into the
+//! past), each with its original `origin_server_ts`.
+//!
+//! Every sender must be the appservice's own user or in its user namespaces, and must already be
+//! joined (the call does not join anyone: a bridge joins its ghosts first, so the member events
+//! carry their profiles). Events are built and authorised one after another against a copy of
+//! the room state under the room lock, then persisted with one `persist_events` call: either all
+//! land or none does, and no other event interleaves.
+
+use std::sync::Arc;
+
+use ruma::{OwnedEventId, api::error::ErrorKind};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    error::{Error, Result},
+    service::{
+        Services,
+        pdu::Pdu,
+        rooms::{
+            EventSpec, RoomState,
+            build::{MAX_PDU_BYTES, relation_of},
+        },
+    },
+    store::NewEvent,
+};
+
+/// Largest batch one request may carry.
+pub const MAX_BATCH: usize = 10_000;
+
+/// One event of a batch, as the appservice sends it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct BatchEvent {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub sender: String,
+    pub content: Value,
+    pub origin_server_ts: i64,
+    #[serde(default)]
+    pub state_key: Option<String>,
+}
+
+/// An event built and authorised, waiting to be persisted with the rest of its batch.
+struct Built {
+    event_id: OwnedEventId,
+    sender: String,
+    event_type: String,
+    state_key: Option<String>,
+    depth: i64,
+    origin_server_ts: i64,
+    json: String,
+    relation: Option<(String, String)>,
+    membership: Option<String>,
+    prev_events: Vec<String>,
+}
+
+impl Services {
+    /// Appends `events` to `room_id` atomically and in order; answers their event ids.
+    pub async fn batch_send(
+        &self,
+        as_id: &str,
+        room_id: &str,
+        events: Vec<BatchEvent>,
+    ) -> Result<Vec<OwnedEventId>> {
+        let reg = self
+            .appservices
+            .get(as_id)
+            .ok_or_else(|| Error::unknown_token(false, "Unknown access token"))?;
+        if events.len() > MAX_BATCH {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("At most {MAX_BATCH} events per batch"),
+            ));
+        }
+        let server = &self.config.server_name;
+        for (i, e) in events.iter().enumerate() {
+            if !reg.is_user_ours(&e.sender, server) {
+                return Err(Error::new(
+                    ErrorKind::Exclusive,
+                    format!("events[{i}].sender is not in the application service's namespaces"),
+                ));
+            }
+            if !e.content.is_object() {
+                return Err(Error::bad_json(format!("events[{i}].content must be an object")));
+            }
+            if e.event_type.is_empty() || e.event_type.len() > 255 {
+                return Err(Error::bad_json(format!("events[{i}].type must be 1 to 255 bytes")));
+            }
+        }
+        let Some(room) = self.rooms.get(&self.store, room_id).await? else {
+            return Err(Error::not_found("Unknown room"));
+        };
+        let mut room = room.lock().await;
+        let mut scratch = copy_state(&room);
+        let mut built = Vec::with_capacity(events.len());
+        for (i, e) in events.into_iter().enumerate() {
+            if scratch.membership(&e.sender).as_deref() != Some("join") {
+                return Err(Error::forbidden(format!(
+                    "events[{i}]: {} is not joined to {room_id}",
+                    e.sender
+                )));
+            }
+            built.push(self.build_one(&mut scratch, e, i)?);
+        }
+        let reservations: Vec<_> = built.iter().map(|_| self.stream.reserve()).collect();
+        let new: Vec<NewEvent<'_>> = built
+            .iter()
+            .zip(&reservations)
+            .map(|(b, r)| NewEvent {
+                stream_ordering: r.position,
+                event_id: b.event_id.as_str(),
+                room_id,
+                sender: &b.sender,
+                event_type: &b.event_type,
+                state_key: b.state_key.as_deref(),
+                depth: b.depth,
+                origin_server_ts: b.origin_server_ts,
+                json: &b.json,
+                relates_to: b.relation.as_ref().map(|(id, _)| id.as_str()),
+                rel_type: b.relation.as_ref().map(|(_, t)| t.as_str()),
+                txn: None,
+                membership: b.membership.as_deref(),
+                prev_events: &b.prev_events,
+            })
+            .collect();
+        self.store.persist_events(&new).await?;
+        *room = scratch;
+        for (b, r) in built.iter().zip(&reservations) {
+            if b.membership.is_some() {
+                let target = b.state_key.as_deref().unwrap_or_default();
+                self.activity.membership_changed(room_id, target, r.position);
+            }
+        }
+        if let Some(last) = reservations.last() {
+            self.activity.room_changed(room_id, last.position);
+        }
+        drop(new);
+        drop(reservations);
+        tracing::info!(appservice = as_id, room_id, events = built.len(), "batch sent");
+        Ok(built.into_iter().map(|b| b.event_id).collect())
+    }
+
+    /// Builds and authorises one event on top of `room`, and advances `room` past it.
+    fn build_one(&self, room: &mut RoomState, e: BatchEvent, i: usize) -> Result<Built> {
+        let spec = EventSpec {
+            event_type: e.event_type,
+            state_key: e.state_key,
+            content: e.content,
+            ts: Some(e.origin_server_ts),
+            txn: None,
+        };
+        let (mut obj, event_id, room_id) = self.build_event(room, &e.sender, &spec)?;
+        let json = serde_json::to_string(&obj).map_err(Error::internal)?;
+        if json.len() > MAX_PDU_BYTES {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("events[{i}] is larger than 64 KiB"),
+            ));
+        }
+        let pdu = Pdu::from_json(event_id.as_str(), room_id.as_str(), &json)?;
+        ruma::state_res::check_state_dependent_auth_rules(
+            &room.rules.authorization,
+            &pdu,
+            |t: &ruma::events::StateEventType, k: &str| {
+                room.state.get(&(t.to_string(), k.to_owned())).cloned()
+            },
+        )
+        .map_err(|reason| Error::forbidden(format!("events[{i}] not allowed: {reason}")))?;
+        if let Some(state_key) = &spec.state_key
+            && let Some(prev) = room.get(&spec.event_type, state_key)
+        {
+            let unsigned = json!({
+                "replaces_state": prev.event_id,
+                "prev_content": prev.content_value(),
+                "prev_sender": prev.sender,
+            });
+            obj.insert(
+                "unsigned".to_owned(),
+                serde_json::from_value(unsigned).map_err(Error::internal)?,
+            );
+        }
+        let json = serde_json::to_string(&obj).map_err(Error::internal)?;
+        let membership = (spec.event_type == "m.room.member")
+            .then(|| pdu.content_str("membership"))
+            .flatten();
+        let prev_events = room.extremities.iter().map(|(id, _)| id.to_string()).collect();
+        room.depth = pdu.depth;
+        room.extremities = vec![(event_id.clone(), pdu.content_hash.clone())];
+        let depth = pdu.depth;
+        if let Some(state_key) = &spec.state_key {
+            room.state
+                .insert((spec.event_type.clone(), state_key.clone()), Arc::new(pdu));
+        }
+        Ok(Built {
+            event_id,
+            sender: e.sender,
+            relation: relation_of(&spec.content),
+            event_type: spec.event_type,
+            state_key: spec.state_key,
+            depth,
+            origin_server_ts: e.origin_server_ts,
+            json,
+            membership,
+            prev_events,
+        })
+    }
+}
+
+/// A copy of a room's state to build a batch on; the original is replaced only once the batch
+/// has been persisted.
+fn copy_state(room: &RoomState) -> RoomState {
+    RoomState {
+        room_id: room.room_id.clone(),
+        version: room.version.clone(),
+        rules: room.rules.clone(),
+        state: room.state.clone(),
+        extremities: room.extremities.clone(),
+        depth: room.depth,
+    }
+}
