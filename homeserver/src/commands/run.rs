@@ -13,9 +13,13 @@ pub(crate) async fn run(config_path: &Path) -> Result<(), Failure> {
         generate_config(config_path, "localhost", Path::new("data"))?;
     }
     let config = Config::load(config_path).map_err(|e: ConfigError| Failure::usage(e))?;
+    // A bad registration file is a config error too: exit 2 naming the file and key.
+    homeserver::service::appservice::load_files(&config.app_service_config_files)
+        .map_err(|e: ConfigError| Failure::usage(e))?;
     let addresses = config.http_addresses();
     let server_name = config.server_name.clone();
     let services = homeserver::services(config).await?;
+    reload_on_sighup(services.clone());
     let mut listeners = Vec::new();
     for addr in addresses {
         let listener = TcpListener::bind(addr)
@@ -43,4 +47,24 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
+}
+
+/// SIGHUP re-reads the appservice registration files; a bad file keeps the old ones in force.
+fn reload_on_sighup(services: homeserver::Services) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot install the SIGHUP handler; registrations load only at start");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: re-reading application service registrations");
+            if let Err(e) = services.reload_appservices() {
+                tracing::error!(error = %e, "registrations not reloaded; the previous ones stay in force");
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = services;
 }

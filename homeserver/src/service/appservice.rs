@@ -37,7 +37,10 @@ impl AppServices {
 
     /// A snapshot of every registration.
     pub fn all(&self) -> Arc<Vec<Registration>> {
-        self.current.read().expect("appservice lock poisoned").clone()
+        self.current
+            .read()
+            .expect("appservice lock poisoned")
+            .clone()
     }
 
     /// The registration with this id.
@@ -64,7 +67,10 @@ impl AppServices {
             match old.iter().find(|o| o.id == r.id) {
                 None => tracing::info!(appservice = r.id, "application service added"),
                 Some(o) if o != r => {
-                    tracing::info!(appservice = r.id, "application service registration changed")
+                    tracing::info!(
+                        appservice = r.id,
+                        "application service registration changed"
+                    )
                 }
                 Some(_) => {}
             }
@@ -87,7 +93,12 @@ impl AppServices {
         self.all()
             .iter()
             .filter(|r| Some(r.id.as_str()) != except)
-            .find(|r| r.namespaces.users.iter().any(|n| n.exclusive && n.is_match(user_id)))
+            .find(|r| {
+                r.namespaces
+                    .users
+                    .iter()
+                    .any(|n| n.exclusive && n.is_match(user_id))
+            })
             .map(|r| r.id.clone())
     }
 
@@ -118,7 +129,11 @@ impl Services {
     pub fn check_user_not_exclusive(&self, user_id: &str, caller: Option<&str>) -> Result<()> {
         match self.appservices.exclusive_user_owner(user_id, caller) {
             Some(owner) => {
-                tracing::info!(user_id, owner, "refused: user id in an exclusive appservice namespace");
+                tracing::info!(
+                    user_id,
+                    owner,
+                    "refused: user id in an exclusive appservice namespace"
+                );
                 Err(Error::new(
                     ErrorKind::Exclusive,
                     "This user ID is reserved by an application service.",
@@ -132,7 +147,11 @@ impl Services {
     pub fn check_alias_not_exclusive(&self, alias: &str, caller: Option<&str>) -> Result<()> {
         match self.appservices.exclusive_alias_owner(alias, caller) {
             Some(owner) => {
-                tracing::info!(alias, owner, "refused: alias in an exclusive appservice namespace");
+                tracing::info!(
+                    alias,
+                    owner,
+                    "refused: alias in an exclusive appservice namespace"
+                );
                 Err(Error::new(
                     ErrorKind::Exclusive,
                     "This alias is reserved by an application service.",
@@ -163,7 +182,11 @@ impl Services {
             None => requester.user_id,
             Some(user_id) => {
                 if !reg.is_user_ours(user_id, server) {
-                    tracing::info!(appservice = as_id, user_id, "refused masquerade outside namespace");
+                    tracing::info!(
+                        appservice = as_id,
+                        user_id,
+                        "refused masquerade outside namespace"
+                    );
                     return Err(Error::forbidden(
                         "Application service cannot masquerade as this user.",
                     ));
@@ -340,7 +363,11 @@ impl Services {
             ));
         }
         let elapsed = started.elapsed();
-        tracing::info!(appservice = as_id, ms = elapsed.as_millis() as u64, "ping answered");
+        tracing::info!(
+            appservice = as_id,
+            ms = elapsed.as_millis() as u64,
+            "ping answered"
+        );
         Ok(elapsed)
     }
 }

@@ -113,7 +113,12 @@ impl Store {
     }
 
     /// Events with `after < stream_ordering <= upto`, in stream order, at most `limit`.
-    pub async fn events_in_range(&self, after: i64, upto: i64, limit: i64) -> Result<Vec<EventRow>> {
+    pub async fn events_in_range(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events e WHERE e.stream_ordering > $1 \
              AND e.stream_ordering <= $2 ORDER BY e.stream_ordering LIMIT $3"

@@ -5,6 +5,7 @@ mod support;
 
 mod account;
 mod admin_register;
+mod appservice;
 mod devices;
 mod directory;
 mod discovery;

@@ -19,12 +19,10 @@ use crate::{
 };
 
 pub(super) fn router() -> Router<Services> {
-    Router::new()
-        .ruma::<ping::Request, _, _>(post_ping)
-        .route(
-            "/_matrix/client/unstable/fi.causeway.batch_send/rooms/{room_id}/batch_send",
-            post(post_batch_send),
-        )
+    Router::new().ruma::<ping::Request, _, _>(post_ping).route(
+        "/_matrix/client/unstable/fi.causeway.batch_send/rooms/{room_id}/batch_send",
+        post(post_batch_send),
+    )
 }
 
 /// `POST /_matrix/client/v1/appservice/{appserviceId}/ping`
@@ -61,9 +59,7 @@ async fn post_batch_send(
         .ok_or_else(|| Error::new(ErrorKind::MissingToken, "Missing access token"))?;
     let who = s.authenticate(&token).await?;
     let Some(as_id) = who.appservice else {
-        return Err(Error::forbidden(
-            "Only application services may batch send",
-        ));
+        return Err(Error::forbidden("Only application services may batch send"));
     };
     let bytes = read_body(body, s.config.max_request_body_size.0 as usize).await?;
     let body: BatchBody = serde_json::from_slice(&bytes).map_err(|e| {

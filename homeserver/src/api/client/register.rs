@@ -47,7 +47,12 @@ async fn register(
             "m.login.application_service needs the application service's as_token",
         ));
     }
-    if !as_login {
+    // `rate_limited: false` lifts the registration limit for that appservice.
+    let limited = match &appservice {
+        Some(id) if as_login => s.appservices.get(id).is_none_or(|r| r.rate_limited),
+        _ => true,
+    };
+    if limited {
         s.limits.would_limit(Action::Registration, &ip)?;
     }
     let (user_id, is_guest) = match body.kind {
@@ -58,6 +63,9 @@ async fn register(
                 .as_deref()
                 .ok_or_else(|| Error::missing_param("Missing params: username"))?
                 .to_lowercase();
+            if limited {
+                s.limits.check(Action::Registration, &ip)?;
+            }
             (s.register_for_appservice(&as_id, &localpart).await?, false)
         }
         register::RegistrationKind::Guest => {

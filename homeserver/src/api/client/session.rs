@@ -33,9 +33,7 @@ pub(super) fn router() -> Router<Services> {
 async fn get_login_types(_req: Ruma<login_types::Request>) -> RumaResponse<login_types::Response> {
     RumaResponse(login_types::Response::new(vec![
         login_types::LoginType::Password(login_types::PasswordLoginType::new()),
-        login_types::LoginType::ApplicationService(
-            login_types::ApplicationServiceLoginType::new(),
-        ),
+        login_types::LoginType::ApplicationService(login_types::ApplicationServiceLoginType::new()),
     ]))
 }
 

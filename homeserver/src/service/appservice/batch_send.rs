@@ -87,10 +87,14 @@ impl Services {
                 ));
             }
             if !e.content.is_object() {
-                return Err(Error::bad_json(format!("events[{i}].content must be an object")));
+                return Err(Error::bad_json(format!(
+                    "events[{i}].content must be an object"
+                )));
             }
             if e.event_type.is_empty() || e.event_type.len() > 255 {
-                return Err(Error::bad_json(format!("events[{i}].type must be 1 to 255 bytes")));
+                return Err(Error::bad_json(format!(
+                    "events[{i}].type must be 1 to 255 bytes"
+                )));
             }
         }
         let Some(room) = self.rooms.get(&self.store, room_id).await? else {
@@ -134,7 +138,8 @@ impl Services {
         for (b, r) in built.iter().zip(&reservations) {
             if b.membership.is_some() {
                 let target = b.state_key.as_deref().unwrap_or_default();
-                self.activity.membership_changed(room_id, target, r.position);
+                self.activity
+                    .membership_changed(room_id, target, r.position);
             }
         }
         if let Some(last) = reservations.last() {
@@ -142,7 +147,12 @@ impl Services {
         }
         drop(new);
         drop(reservations);
-        tracing::info!(appservice = as_id, room_id, events = built.len(), "batch sent");
+        tracing::info!(
+            appservice = as_id,
+            room_id,
+            events = built.len(),
+            "batch sent"
+        );
         Ok(built.into_iter().map(|b| b.event_id).collect())
     }
 
@@ -189,7 +199,11 @@ impl Services {
         let membership = (spec.event_type == "m.room.member")
             .then(|| pdu.content_str("membership"))
             .flatten();
-        let prev_events = room.extremities.iter().map(|(id, _)| id.to_string()).collect();
+        let prev_events = room
+            .extremities
+            .iter()
+            .map(|(id, _)| id.to_string())
+            .collect();
         room.depth = pdu.depth;
         room.extremities = vec![(event_id.clone(), pdu.content_hash.clone())];
         let depth = pdu.depth;

@@ -207,7 +207,9 @@ mod tests {
     #[test]
     fn a_bad_regex_names_the_file_and_key() {
         let text = GOOD.replace("'@_irc_.*'", "'@_irc_(('");
-        let err = Registration::parse(&text, "irc.yaml").unwrap_err().to_string();
+        let err = Registration::parse(&text, "irc.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("irc.yaml"), "{err}");
         assert!(err.contains("namespaces.users[0]"), "{err}");
     }
@@ -215,7 +217,9 @@ mod tests {
     #[test]
     fn a_missing_token_names_the_key() {
         let text = GOOD.replace("as_token: a\n", "");
-        let err = Registration::parse(&text, "irc.yaml").unwrap_err().to_string();
+        let err = Registration::parse(&text, "irc.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("as_token"), "{err}");
     }
 
@@ -229,7 +233,12 @@ mod tests {
         let files = [a.display().to_string(), b.display().to_string()];
         let err = load_files(&files).unwrap_err().to_string();
         assert!(err.contains("b.yaml") && err.contains("as_token"), "{err}");
-        std::fs::write(&b, GOOD.replace("as_token: a", "as_token: z").replace("hs_token: h", "hs_token: y")).unwrap();
+        std::fs::write(
+            &b,
+            GOOD.replace("as_token: a", "as_token: z")
+                .replace("hs_token: h", "hs_token: y"),
+        )
+        .unwrap();
         let err = load_files(&files).unwrap_err().to_string();
         assert!(err.contains("`id`"), "{err}");
     }
