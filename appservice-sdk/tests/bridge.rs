@@ -115,6 +115,32 @@ impl Network for Mirror {
         Ok(())
     }
 
+    async fn handle_matrix_typing(
+        &self,
+        portal: &PortalRecord,
+        user: &UserId,
+        typing: bool,
+    ) -> Result<()> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("{} typing {user} {typing}", portal.room_id));
+        Ok(())
+    }
+
+    async fn handle_matrix_receipt(
+        &self,
+        portal: &PortalRecord,
+        user: &UserId,
+        remote_id: &str,
+    ) -> Result<()> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("{} read {user} {remote_id}", portal.room_id));
+        Ok(())
+    }
+
     async fn handle_matrix_redaction(
         &self,
         portal: &PortalRecord,
@@ -185,9 +211,26 @@ impl Harness {
     }
 
     async fn txn_with_id(&self, txn_id: &str, events: Vec<Value>) -> StatusCode {
+        self.send_txn(txn_id, json!({"events": events})).await
+    }
+
+    async fn ephemeral(&self, events: Vec<Value>) -> StatusCode {
+        let id = {
+            let mut n = self.next.lock().unwrap();
+            *n += 1;
+            *n
+        };
+        self.send_txn(
+            &format!("e{id}"),
+            json!({"events": [], "de.sorunome.msc2409.ephemeral": events}),
+        )
+        .await
+    }
+
+    async fn send_txn(&self, txn_id: &str, body: Value) -> StatusCode {
         let req = Request::put(format!("/_matrix/app/v1/transactions/{txn_id}"))
             .header("authorization", "Bearer h")
-            .body(Body::from(json!({"events": events}).to_string()))
+            .body(Body::from(body.to_string()))
             .unwrap();
         self.router.clone().oneshot(req).await.unwrap().status()
     }
@@ -647,4 +690,31 @@ async fn a_ghost_avatar_is_uploaded_once_per_picture() {
         .unwrap();
     assert_eq!(puppet.avatar_source.as_deref(), Some("pic2"));
     assert_eq!(puppet.avatar_url.as_deref(), Some("mxc://test/uploaded"));
+}
+
+#[tokio::test]
+async fn typing_is_sent_as_changes_and_receipts_name_the_remote_message() {
+    let h = harness().await;
+    h.portal("!a:test").await;
+    h.txn(vec![message("$m1", "!a:test", "@alice:test", "hi")])
+        .await;
+    let typing = |users: Vec<&str>| json!({"type": "m.typing", "room_id": "!a:test", "content": {"user_ids": users}});
+    h.ephemeral(vec![typing(vec!["@alice:test", "@mirror_alice:test"])])
+        .await;
+    h.ephemeral(vec![typing(vec!["@alice:test", "@bob:test"])])
+        .await;
+    h.ephemeral(vec![typing(vec![])]).await;
+    let receipt = json!({"type": "m.receipt", "room_id": "!a:test",
+        "content": {"$m1": {"m.read": {"@bob:test": {"ts": 1}}}, "$unknown": {"m.read": {"@bob:test": {"ts": 1}}}}});
+    h.ephemeral(vec![receipt]).await;
+    assert_eq!(
+        h.seen()[1..],
+        [
+            "!a:test typing @alice:test true",
+            "!a:test typing @bob:test true",
+            "!a:test typing @alice:test false",
+            "!a:test typing @bob:test false",
+            "!a:test read @bob:test in:$m1",
+        ]
+    );
 }
