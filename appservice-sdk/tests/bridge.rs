@@ -175,7 +175,10 @@ bridge:
 "#;
 
 async fn harness() -> Harness {
-    let hs = TestHomeserver::start(false).await;
+    harness_on(TestHomeserver::start(false).await).await
+}
+
+async fn harness_on(hs: TestHomeserver) -> Harness {
     let registration = Registration::from_yaml(
         "id: mirror\nurl: null\nas_token: a\nhs_token: h\nsender_localpart: bot\nnamespaces: {}\n",
     )
@@ -717,4 +720,44 @@ async fn typing_is_sent_as_changes_and_receipts_name_the_remote_message() {
             "!a:test read @bob:test in:$m1",
         ]
     );
+}
+
+#[tokio::test]
+async fn a_crash_between_sending_and_recording_does_not_post_twice() {
+    // The first bridge handles a message; the second, with an empty database (as if the crash
+    // lost everything after the send), handles the redelivery. The echo's transaction id is
+    // derived from the remote event, so the homeserver answers with the first event.
+    let first = harness().await;
+    first.portal("!a:test").await;
+    first
+        .txn(vec![message("$m1", "!a:test", "@alice:test", "once")])
+        .await;
+    let second = harness_on(first.hs.clone()).await;
+    second.portal("!a:test").await;
+    second
+        .txn(vec![message("$m1", "!a:test", "@alice:test", "once")])
+        .await;
+    assert_eq!(second.seen(), ["!a:test once"]);
+    let echoes: Vec<_> = first
+        .hs
+        .recorded_of("send")
+        .into_iter()
+        .filter(|s| s.body["body"] == "once")
+        .collect();
+    assert_eq!(echoes.len(), 1);
+    let a = first
+        .bridge
+        .store()
+        .message_by_remote_id("chat:!a:test", "echo:$m1")
+        .await
+        .unwrap()
+        .unwrap();
+    let b = second
+        .bridge
+        .store()
+        .message_by_remote_id("chat:!a:test", "echo:$m1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.event_id, b.event_id);
 }
