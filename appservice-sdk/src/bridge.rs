@@ -29,7 +29,7 @@
 mod matrix;
 mod remote;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -238,6 +238,16 @@ pub trait Network: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Delivers a read receipt of a Matrix user on a bridged message (needs ephemeral events).
+    async fn handle_matrix_receipt(
+        &self,
+        _portal: &PortalRecord,
+        _user_id: &UserId,
+        _remote_id: &str,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// The bot was invited to a room that is not a portal by a user allowed to use the
     /// bridge: return a remote chat id to make the room its portal, or `None` to refuse.
     async fn portal_for_invite(
@@ -314,6 +324,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     status: StatusBoard,
     queues: Mutex<HashMap<OwnedRoomId, mpsc::Sender<Queued>>>,
+    typing: Mutex<HashMap<OwnedRoomId, BTreeSet<OwnedUserId>>>,
     listen: String,
     bot_displayname: Option<String>,
 }
@@ -370,6 +381,7 @@ impl Bridge {
                 metrics: Arc::new(Metrics::default()),
                 status: StatusBoard::default(),
                 queues: Mutex::new(HashMap::new()),
+                typing: Mutex::new(HashMap::new()),
                 listen: format!("{}:{}", config.appservice.hostname, config.appservice.port),
                 bot_displayname: config.appservice.bot.displayname.clone(),
             }),
@@ -553,6 +565,16 @@ impl Bridge {
                 .metrics
                 .observe_latency(queued.received.elapsed());
             let _ = queued.done.send(result);
+        }
+    }
+
+    /// Records who types in a room now; returns who typed before.
+    fn swap_typing(&self, room_id: &RoomId, now: BTreeSet<OwnedUserId>) -> BTreeSet<OwnedUserId> {
+        let mut typing = self.inner.typing.lock().expect("typing lock");
+        if now.is_empty() {
+            typing.remove(room_id).unwrap_or_default()
+        } else {
+            typing.insert(room_id.to_owned(), now).unwrap_or_default()
         }
     }
 

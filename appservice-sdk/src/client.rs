@@ -123,12 +123,16 @@ impl Client {
         &self.base_url
     }
 
-    /// Asks `/_matrix/client/versions` what the homeserver supports, and remembers it.
+    /// Asks the homeserver what it supports, and remembers it.
+    ///
+    /// `GET /_matrix/client/versions`
     pub async fn discover_versions(&self) -> Result<Versions> {
-        let json = self
-            .send_json(reqwest::Method::GET, "/_matrix/client/versions", None, None)
-            .await?;
-        let versions: Versions = serde_json::from_value(json)?;
+        let request = ruma::api::client::discovery::get_supported_versions::Request::new();
+        let response = self.send(request, None).await?;
+        let versions = Versions {
+            versions: response.versions,
+            unstable_features: response.unstable_features,
+        };
         let supported =
             SupportedVersions::from_parts(&versions.versions, &versions.unstable_features);
         *self.versions.write().expect("versions lock") = (versions.clone(), supported);

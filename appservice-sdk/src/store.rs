@@ -20,6 +20,8 @@ mod puppets;
 mod settings;
 mod txns;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -51,6 +53,31 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    cache: Arc<Cache>,
+}
+
+/// Read-through caches of the rows read on every event. Every write goes through [`Store`],
+/// which updates them, so they stay exact for the one process that owns the database.
+#[derive(Debug, Default)]
+struct Cache {
+    portals_by_room: Mutex<HashMap<String, PortalRecord>>,
+    puppets: Mutex<HashMap<String, PuppetRecord>>,
+    user_settings: Mutex<HashMap<String, UserSettings>>,
+}
+
+/// Entries a cache holds before it starts over; keeps memory bounded.
+const CACHE_LIMIT: usize = 10_000;
+
+fn cache_put<V>(map: &Mutex<HashMap<String, V>>, key: &str, value: V) {
+    let mut map = map.lock().expect("cache lock");
+    if map.len() >= CACHE_LIMIT && !map.contains_key(key) {
+        map.clear();
+    }
+    map.insert(key.to_owned(), value);
+}
+
+fn cache_get<V: Clone>(map: &Mutex<HashMap<String, V>>, key: &str) -> Option<V> {
+    map.lock().expect("cache lock").get(key).cloned()
 }
 
 impl Store {
@@ -91,7 +118,11 @@ impl Store {
             options
         };
         let pool = options.connect(&url).await?;
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            cache: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }

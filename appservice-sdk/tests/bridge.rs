@@ -115,6 +115,32 @@ impl Network for Mirror {
         Ok(())
     }
 
+    async fn handle_matrix_typing(
+        &self,
+        portal: &PortalRecord,
+        user: &UserId,
+        typing: bool,
+    ) -> Result<()> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("{} typing {user} {typing}", portal.room_id));
+        Ok(())
+    }
+
+    async fn handle_matrix_receipt(
+        &self,
+        portal: &PortalRecord,
+        user: &UserId,
+        remote_id: &str,
+    ) -> Result<()> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("{} read {user} {remote_id}", portal.room_id));
+        Ok(())
+    }
+
     async fn handle_matrix_redaction(
         &self,
         portal: &PortalRecord,
@@ -149,7 +175,10 @@ bridge:
 "#;
 
 async fn harness() -> Harness {
-    let hs = TestHomeserver::start(false).await;
+    harness_on(TestHomeserver::start(false).await).await
+}
+
+async fn harness_on(hs: TestHomeserver) -> Harness {
     let registration = Registration::from_yaml(
         "id: mirror\nurl: null\nas_token: a\nhs_token: h\nsender_localpart: bot\nnamespaces: {}\n",
     )
@@ -185,9 +214,26 @@ impl Harness {
     }
 
     async fn txn_with_id(&self, txn_id: &str, events: Vec<Value>) -> StatusCode {
+        self.send_txn(txn_id, json!({"events": events})).await
+    }
+
+    async fn ephemeral(&self, events: Vec<Value>) -> StatusCode {
+        let id = {
+            let mut n = self.next.lock().unwrap();
+            *n += 1;
+            *n
+        };
+        self.send_txn(
+            &format!("e{id}"),
+            json!({"events": [], "de.sorunome.msc2409.ephemeral": events}),
+        )
+        .await
+    }
+
+    async fn send_txn(&self, txn_id: &str, body: Value) -> StatusCode {
         let req = Request::put(format!("/_matrix/app/v1/transactions/{txn_id}"))
             .header("authorization", "Bearer h")
-            .body(Body::from(json!({"events": events}).to_string()))
+            .body(Body::from(body.to_string()))
             .unwrap();
         self.router.clone().oneshot(req).await.unwrap().status()
     }
@@ -647,4 +693,71 @@ async fn a_ghost_avatar_is_uploaded_once_per_picture() {
         .unwrap();
     assert_eq!(puppet.avatar_source.as_deref(), Some("pic2"));
     assert_eq!(puppet.avatar_url.as_deref(), Some("mxc://test/uploaded"));
+}
+
+#[tokio::test]
+async fn typing_is_sent_as_changes_and_receipts_name_the_remote_message() {
+    let h = harness().await;
+    h.portal("!a:test").await;
+    h.txn(vec![message("$m1", "!a:test", "@alice:test", "hi")])
+        .await;
+    let typing = |users: Vec<&str>| json!({"type": "m.typing", "room_id": "!a:test", "content": {"user_ids": users}});
+    h.ephemeral(vec![typing(vec!["@alice:test", "@mirror_alice:test"])])
+        .await;
+    h.ephemeral(vec![typing(vec!["@alice:test", "@bob:test"])])
+        .await;
+    h.ephemeral(vec![typing(vec![])]).await;
+    let receipt = json!({"type": "m.receipt", "room_id": "!a:test",
+        "content": {"$m1": {"m.read": {"@bob:test": {"ts": 1}}}, "$unknown": {"m.read": {"@bob:test": {"ts": 1}}}}});
+    h.ephemeral(vec![receipt]).await;
+    assert_eq!(
+        h.seen()[1..],
+        [
+            "!a:test typing @alice:test true",
+            "!a:test typing @bob:test true",
+            "!a:test typing @alice:test false",
+            "!a:test typing @bob:test false",
+            "!a:test read @bob:test in:$m1",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_sending_and_recording_does_not_post_twice() {
+    // The first bridge handles a message; the second, with an empty database (as if the crash
+    // lost everything after the send), handles the redelivery. The echo's transaction id is
+    // derived from the remote event, so the homeserver answers with the first event.
+    let first = harness().await;
+    first.portal("!a:test").await;
+    first
+        .txn(vec![message("$m1", "!a:test", "@alice:test", "once")])
+        .await;
+    let second = harness_on(first.hs.clone()).await;
+    second.portal("!a:test").await;
+    second
+        .txn(vec![message("$m1", "!a:test", "@alice:test", "once")])
+        .await;
+    assert_eq!(second.seen(), ["!a:test once"]);
+    let echoes: Vec<_> = first
+        .hs
+        .recorded_of("send")
+        .into_iter()
+        .filter(|s| s.body["body"] == "once")
+        .collect();
+    assert_eq!(echoes.len(), 1);
+    let a = first
+        .bridge
+        .store()
+        .message_by_remote_id("chat:!a:test", "echo:$m1")
+        .await
+        .unwrap()
+        .unwrap();
+    let b = second
+        .bridge
+        .store()
+        .message_by_remote_id("chat:!a:test", "echo:$m1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.event_id, b.event_id);
 }

@@ -44,7 +44,20 @@ enum Command {
     },
 }
 
+/// Large allocations (argon2's 19 MiB per password hash, media buffers) must go back to the OS
+/// when freed. glibc raises its mmap threshold after the first such free, after which every
+/// block is carved from the heap and stays resident (measured: +19 MiB per login). A fixed
+/// threshold keeps them mmapped.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; called once, before any other thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

@@ -95,7 +95,7 @@ impl Store {
                 sqlx::query("PRAGMA journal_mode = WAL")
                     .execute(&writer)
                     .await?;
-                let reader = sqlite_pool(&url, 4).await?;
+                let reader = sqlite_pool(&url, 8).await?;
                 Self { writer, reader }
             }
             Backend::Postgres {

@@ -1,5 +1,7 @@
 //! Matrix -> network: what the bridge does with each event of a transaction.
 
+use std::collections::BTreeSet;
+
 use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -422,9 +424,11 @@ impl Bridge {
         Ok(())
     }
 
-    /// Typing notifications in portals go to the network.
+    /// Typing notifications and read receipts in portals go to the network. Typing is sent
+    /// as changes: users who appear start typing, users who drop out of the list stop.
     pub(super) async fn handle_ephemeral(&self, event: &Value) -> Result<()> {
-        if event["type"] != "m.typing" {
+        let kind = event["type"].as_str().unwrap_or_default();
+        if kind != "m.typing" && kind != "m.receipt" {
             return Ok(());
         }
         let Some(room) = event["room_id"]
@@ -436,20 +440,51 @@ impl Bridge {
         let Some(portal) = self.inner.store.portal_by_room_id(room.as_str()).await? else {
             return Ok(());
         };
-        let typing = event["content"]["user_ids"]
+        if kind == "m.receipt" {
+            return self.on_receipts(&portal, &event["content"]).await;
+        }
+        let now: BTreeSet<OwnedUserId> = event["content"]["user_ids"]
             .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for user in typing
-            .iter()
-            .filter_map(|u| u.as_str())
-            .filter_map(|u| UserId::parse(u).ok())
-        {
-            if !self.is_own_user(&user) {
-                self.inner
-                    .network
-                    .handle_matrix_typing(&portal, &user, true)
-                    .await?;
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.as_str().and_then(|u| UserId::parse(u).ok()))
+            .filter(|u| !self.is_own_user(u))
+            .collect();
+        let before = self.swap_typing(&room, now.clone());
+        for user in now.difference(&before) {
+            self.inner
+                .network
+                .handle_matrix_typing(&portal, user, true)
+                .await?;
+        }
+        for user in before.difference(&now) {
+            self.inner
+                .network
+                .handle_matrix_typing(&portal, user, false)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `m.receipt` content: `{event_id: {"m.read": {user_id: {..}}}}`.
+    async fn on_receipts(&self, portal: &PortalRecord, content: &Value) -> Result<()> {
+        let Some(receipts) = content.as_object() else {
+            return Ok(());
+        };
+        for (event_id, kinds) in receipts {
+            let Some(readers) = kinds["m.read"].as_object() else {
+                continue;
+            };
+            let Some(message) = self.inner.store.message_by_event_id(event_id).await? else {
+                continue;
+            };
+            for reader in readers.keys().filter_map(|u| UserId::parse(u).ok()) {
+                if !self.is_own_user(&reader) {
+                    self.inner
+                        .network
+                        .handle_matrix_receipt(portal, &reader, &message.remote_id)
+                        .await?;
+                }
             }
         }
         Ok(())

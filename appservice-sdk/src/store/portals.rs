@@ -4,7 +4,7 @@ use ruma::OwnedRoomId;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Store, now_ms, parse_id};
+use super::{Store, cache_get, cache_put, now_ms, parse_id};
 use crate::error::Result;
 
 /// A portal: remote chat id <-> Matrix room.
@@ -47,6 +47,7 @@ impl Store {
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
+        self.forget_cached_portals();
         Ok(())
     }
 
@@ -60,14 +61,21 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
-    /// The portal for a Matrix room.
+    /// The portal for a Matrix room (cached).
     pub async fn portal_by_room_id(&self, room_id: &str) -> Result<Option<PortalRecord>> {
+        if let Some(portal) = cache_get(&self.cache.portals_by_room, room_id) {
+            return Ok(Some(portal));
+        }
         let sql = format!("SELECT {COLUMNS} FROM portals WHERE room_id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(room_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(from_row).transpose()
+        let portal = row.as_ref().map(from_row).transpose()?;
+        if let Some(portal) = &portal {
+            cache_put(&self.cache.portals_by_room, room_id, portal.clone());
+        }
+        Ok(portal)
     }
 
     /// Every portal, oldest first.
@@ -86,6 +94,7 @@ impl Store {
             .bind(remote_id)
             .execute(&self.pool)
             .await?;
+        self.forget_cached_portals();
         Ok(done.rows_affected() > 0)
     }
 
@@ -105,7 +114,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.forget_cached_portals();
         Ok(done.rows_affected() > 0)
+    }
+
+    fn forget_cached_portals(&self) {
+        self.cache
+            .portals_by_room
+            .lock()
+            .expect("cache lock")
+            .clear();
     }
 }
 
@@ -163,6 +181,42 @@ mod tests {
             assert!(s.delete_portal("chat1").await.unwrap());
             assert!(!s.delete_portal("chat1").await.unwrap());
             assert_eq!(s.all_portals().await.unwrap().len(), 1);
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_room_lookup_cache_follows_every_change() {
+        for t in testing::both().await {
+            let s = &t.store;
+            s.upsert_portal(&portal("chat1", "!a:x")).await.unwrap();
+            assert!(
+                !s.portal_by_room_id("!a:x")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .relay_enabled
+            );
+            s.set_portal_relay("chat1", true).await.unwrap();
+            assert!(
+                s.portal_by_room_id("!a:x")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .relay_enabled
+            );
+            s.upsert_portal(&portal("chat1", "!b:x")).await.unwrap();
+            assert_eq!(s.portal_by_room_id("!a:x").await.unwrap(), None);
+            assert_eq!(
+                s.portal_by_room_id("!b:x")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .remote_id,
+                "chat1"
+            );
+            s.delete_portal("chat1").await.unwrap();
+            assert_eq!(s.portal_by_room_id("!b:x").await.unwrap(), None);
             t.cleanup().await;
         }
     }

@@ -4,7 +4,7 @@ use ruma::OwnedUserId;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Store, parse_id};
+use super::{Store, cache_get, cache_put, parse_id};
 use crate::error::Result;
 
 /// A puppet: remote user id <-> ghost, and the profile last set on the ghost.
@@ -55,17 +55,25 @@ impl Store {
         .bind(i64::from(puppet.registered))
         .execute(&self.pool)
         .await?;
+        cache_put(&self.cache.puppets, &puppet.remote_id, puppet.clone());
         Ok(())
     }
 
-    /// The puppet for a remote user.
+    /// The puppet for a remote user (cached).
     pub async fn puppet_by_remote_id(&self, remote_id: &str) -> Result<Option<PuppetRecord>> {
+        if let Some(puppet) = cache_get(&self.cache.puppets, remote_id) {
+            return Ok(Some(puppet));
+        }
         let sql = format!("SELECT {COLUMNS} FROM puppets WHERE remote_id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(remote_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(from_row).transpose()
+        let puppet = row.as_ref().map(from_row).transpose()?;
+        if let Some(puppet) = &puppet {
+            cache_put(&self.cache.puppets, remote_id, puppet.clone());
+        }
+        Ok(puppet)
     }
 
     /// The puppet behind a ghost user id.

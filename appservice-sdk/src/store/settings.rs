@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Store, now_ms};
+use super::{Store, cache_get, cache_put, now_ms};
 use crate::error::Result;
 
 /// What the bridge remembers about a Matrix user.
@@ -15,21 +15,26 @@ pub struct UserSettings {
 }
 
 impl Store {
-    /// The settings of a Matrix user (all `None` if never stored).
+    /// The settings of a Matrix user (all `None` if never stored; cached).
     pub async fn user_settings(&self, user_id: &str) -> Result<UserSettings> {
+        if let Some(settings) = cache_get(&self.cache.user_settings, user_id) {
+            return Ok(settings);
+        }
         let row = sqlx::query(
             "SELECT management_room, remote_login FROM user_settings WHERE user_id = $1",
         )
         .bind(user_id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else {
-            return Ok(UserSettings::default());
+        let settings = match row {
+            Some(row) => UserSettings {
+                management_room: row.try_get("management_room")?,
+                remote_login: row.try_get("remote_login")?,
+            },
+            None => UserSettings::default(),
         };
-        Ok(UserSettings {
-            management_room: row.try_get("management_room")?,
-            remote_login: row.try_get("remote_login")?,
-        })
+        cache_put(&self.cache.user_settings, user_id, settings.clone());
+        Ok(settings)
     }
 
     /// Stores the settings of a Matrix user.
@@ -44,6 +49,7 @@ impl Store {
         .bind(settings.remote_login.as_deref())
         .execute(&self.pool)
         .await?;
+        cache_put(&self.cache.user_settings, user_id, settings.clone());
         Ok(())
     }
 

@@ -191,7 +191,7 @@ impl Store {
         .bind(user)
         .bind(device)
         .bind(txn_id)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&self.reader)
         .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }

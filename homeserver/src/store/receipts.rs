@@ -1,6 +1,6 @@
 //! Table `receipts`: the latest receipt per (room, type, user, thread).
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{Result, Store};
 
@@ -79,27 +79,52 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    /// Events in a room after `after` not sent by `user_id`, for unread counts: (type, json).
-    pub async fn events_after_by_others(
+    /// How many events of `types` in a room after `after` others sent, counting at most `cap`.
+    pub async fn count_unread(
         &self,
         room_id: &str,
         after: i64,
         user_id: &str,
+        types: &[&str],
+        cap: i64,
+    ) -> Result<usize> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE room_id = $1 AND stream_ordering > $2 \
+             AND sender <> $3 AND event_type IN ({}) ORDER BY stream_ordering DESC LIMIT $4) AS unread",
+            type_list(types)
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(room_id)
+            .bind(after)
+            .bind(user_id)
+            .bind(cap)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as usize)
+    }
+
+    /// The JSON of the newest `limit` such events, for highlight checks.
+    pub async fn unread_contents(
+        &self,
+        room_id: &str,
+        after: i64,
+        user_id: &str,
+        types: &[&str],
         limit: i64,
-    ) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
-            "SELECT event_type, json FROM events WHERE room_id = $1 AND stream_ordering > $2 AND sender <> $3 \
-             AND state_key IS NULL ORDER BY stream_ordering DESC LIMIT $4",
-        )
-        .bind(room_id)
-        .bind(after)
-        .bind(user_id)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+    ) -> Result<Vec<String>> {
+        let sql = format!(
+            "SELECT json FROM events WHERE room_id = $1 AND stream_ordering > $2 AND sender <> $3 \
+             AND event_type IN ({}) ORDER BY stream_ordering DESC LIMIT $4",
+            type_list(types)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(room_id)
+            .bind(after)
+            .bind(user_id)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 }
 
@@ -113,4 +138,13 @@ impl Store {
             .await?;
         Ok(row.try_get(0)?)
     }
+}
+
+/// A SQL list of event types known at compile time (never user input).
+fn type_list(types: &[&str]) -> String {
+    types
+        .iter()
+        .map(|t| format!("'{}'", t.replace('\'', "")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

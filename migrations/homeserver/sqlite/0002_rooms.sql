@@ -30,6 +30,7 @@ CREATE INDEX events_room_order ON events (room_id, stream_ordering);
 CREATE INDEX events_room_state ON events (room_id, event_type, state_key, stream_ordering);
 CREATE INDEX events_relations ON events (relates_to, rel_type);
 CREATE INDEX events_room_ts ON events (room_id, origin_server_ts);
+CREATE INDEX events_room_sender ON events (room_id, sender, stream_ordering);
 CREATE UNIQUE INDEX events_txn ON events (txn_user, txn_device, txn_id);
 
 CREATE TABLE current_state (

@@ -335,19 +335,15 @@ impl Shared {
         let Some((file_id, unique_id)) = self.api.profile_photo(sender.id).await? else {
             return Ok(());
         };
-        let store = bridge.store();
-        let intent = bridge.ghost(&remote_sender(sender)).await?;
-        let Some(mut puppet) = store.puppet_by_remote_id(&sender.id.to_string()).await? else {
-            return Ok(());
+        // The SDK downloads (through `fetch`) only when the photo's unique id changed.
+        let fetch = async {
+            let data = self.api.download(&file_id).await?;
+            Ok((data.to_vec(), "image/jpeg".to_owned()))
         };
-        if puppet.avatar_source.as_deref() == Some(unique_id.as_str()) {
-            return Ok(());
-        }
-        let data = self.api.download(&file_id).await?;
-        let mxc = intent.set_avatar(data.to_vec(), "image/jpeg").await?;
-        puppet.avatar_url = Some(mxc.to_string());
-        puppet.avatar_source = Some(unique_id);
-        store.upsert_puppet(&puppet).await
+        bridge
+            .set_ghost_avatar(&remote_sender(sender), &unique_id, fetch)
+            .await?;
+        Ok(())
     }
 
     /// `/bridge`: a code for a chat admin (anyone in a private chat), to redeem on Matrix.

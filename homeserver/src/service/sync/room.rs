@@ -281,9 +281,18 @@ impl Services {
         ];
         let read_up_to = self.store.read_up_to(room_id, user_id).await?;
         let own = self.store.last_sent_by(room_id, user_id).await?;
+        let after = read_up_to.max(own);
+        let notifications = self
+            .store
+            .count_unread(room_id, after, user_id, COUNTED, 1000)
+            .await?;
+        if notifications == 0 {
+            return Ok((0, 0));
+        }
+        // Highlights need the content; the newest 100 unread are enough for a badge.
         let events = self
             .store
-            .events_after_by_others(room_id, read_up_to.max(own), user_id, 1000)
+            .unread_contents(room_id, after, user_id, COUNTED, 100)
             .await?;
         let localpart = user_id
             .trim_start_matches('@')
@@ -291,13 +300,8 @@ impl Services {
             .next()
             .unwrap_or_default()
             .to_lowercase();
-        let mut notifications = 0;
         let mut highlights = 0;
-        for (event_type, json) in events {
-            if !COUNTED.contains(&event_type.as_str()) {
-                continue;
-            }
-            notifications += 1;
+        for json in events {
             let v: Value = serde_json::from_str(&json).unwrap_or_default();
             let content = &v["content"];
             let mentioned = match content.get("m.mentions") {
