@@ -59,14 +59,19 @@ async fn call(app: &Router, method: &str, path: &str, token: &str, body: Value) 
 async fn wait_for(a: &Arrivals, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while a.events.lock().unwrap().len() < n {
-        assert!(Instant::now() < deadline, "timed out waiting for deliveries");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for deliveries"
+        );
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let db = std::env::args().nth(1).unwrap_or_else(|| "sqlite".to_owned());
+    let db = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "sqlite".to_owned());
     let arrivals = Arc::new(Arrivals::default());
     let as_app = Router::new()
         .route("/_matrix/app/v1/transactions/{txn}", put(txn))
@@ -113,15 +118,31 @@ async fn main() -> anyhow::Result<()> {
 
     call(&app, "POST", "/_matrix/client/v3/register", "as-bench",
         json!({"type": "m.login.application_service", "username": "bench_ghost", "inhibit_login": true})).await;
-    let room = call(&app, "POST", "/_matrix/client/v3/createRoom?user_id=@bench_ghost:bench.local",
-        "as-bench", json!({})).await["room_id"].as_str().unwrap().to_owned();
+    let room = call(
+        &app,
+        "POST",
+        "/_matrix/client/v3/createRoom?user_id=@bench_ghost:bench.local",
+        "as-bench",
+        json!({}),
+    )
+    .await["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let send = |i: usize, body: String| {
         let app = app.clone();
         let path = format!(
             "/_matrix/client/v3/rooms/{room}/send/m.room.message/t{i}?user_id=@bench_ghost:bench.local"
         );
         async move {
-            call(&app, "PUT", &path, "as-bench", json!({"msgtype": "m.text", "body": body})).await;
+            call(
+                &app,
+                "PUT",
+                &path,
+                "as-bench",
+                json!({"msgtype": "m.text", "body": body}),
+            )
+            .await;
         }
     };
 
@@ -161,9 +182,14 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let base = arrivals.events.lock().unwrap().len();
     let t0 = Instant::now();
-    let r = call(&app, "POST",
+    let r = call(
+        &app,
+        "POST",
         &format!("/_matrix/client/unstable/fi.causeway.batch_send/rooms/{room}/batch_send"),
-        "as-bench", json!({"events": events})).await;
+        "as-bench",
+        json!({"events": events}),
+    )
+    .await;
     let took = t0.elapsed();
     assert_eq!(r["event_ids"].as_array().unwrap().len(), batch);
     println!(

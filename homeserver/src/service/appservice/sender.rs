@@ -113,10 +113,8 @@ async fn deliver_once(
         let safe = services.stream.safe();
         if safe <= position {
             wake.borrow_and_update();
-            if services.stream.safe() <= position {
-                if wake.changed().await.is_err() {
-                    return Ok(Stop::StoreClosed);
-                }
+            if services.stream.safe() <= position && wake.changed().await.is_err() {
+                return Ok(Stop::StoreClosed);
             }
             continue;
         }
