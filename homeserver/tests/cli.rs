@@ -40,6 +40,34 @@ fn a_bad_config_exits_2_naming_the_file_and_key() {
 }
 
 #[test]
+fn a_bad_appservice_registration_exits_2_naming_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("bridge.yaml");
+    std::fs::write(
+        &reg,
+        "id: b\nurl: null\nas_token: a\nhs_token: h\nsender_localpart: bot\n\
+         namespaces:\n  users:\n    - exclusive: true\n      regex: '@b_(('\n",
+    )
+    .unwrap();
+    let path = dir.path().join("hs.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "server_name: example.org\napp_service_config_files: [\"{}\"]\n",
+            reg.display()
+        ),
+    )
+    .unwrap();
+    let out = homeserver().arg("-c").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bridge.yaml") && err.contains("namespaces.users[0]"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_arguments_exit_2() {
     let out = homeserver().arg("--no-such-flag").output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -623,7 +623,47 @@ async fn batch_send_appends_in_order_atomically(db: Db) {
     );
 }
 
+async fn registrations_reload_without_a_restart(db: Db) {
+    let Setup {
+        server: s, _dir, ..
+    } = setup(db).await;
+    let file = _dir.path().join("nourl.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("as-nourl", "as-nourl-2")).unwrap();
+    s.services.reload_appservices().unwrap();
+    let r = s
+        .get("/_matrix/client/v3/account/whoami", Some("as-nourl-2"))
+        .await;
+    assert_eq!(r.1["user_id"], "@nourlbot:test.local", "{}", r.1);
+    let r = s
+        .get("/_matrix/client/v3/account/whoami", Some("as-nourl"))
+        .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN");
+    // A broken file is refused and the registrations in force stay.
+    std::fs::write(&file, "id: [").unwrap();
+    assert!(s.services.reload_appservices().is_err());
+    let r = s
+        .get("/_matrix/client/v3/account/whoami", Some("as-nourl-2"))
+        .await;
+    assert_eq!(r.0, StatusCode::OK);
+}
+
+async fn exclusive_aliases_are_refused_at_room_creation(db: Db) {
+    let Setup { server: s, .. } = setup(db).await;
+    let (_, alice, _) = s.register("alice", "password-alice").await;
+    let r = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&alice),
+            json!({"room_alias_name": "bridge_taken"}),
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "M_EXCLUSIVE");
+}
+
 on_both_backends!(
+    registrations_reload_without_a_restart,
+    exclusive_aliases_are_refused_at_room_creation,
     namespaces_and_exclusivity,
     masquerading,
     ts_is_honoured_for_appservices_only,

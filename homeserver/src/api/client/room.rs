@@ -28,6 +28,10 @@ async fn post_create_room(
 ) -> Result<Json<Value>> {
     let who = req.requester().clone();
     let body = req.body;
+    if let Some(localpart) = &body.room_alias_name {
+        let alias = format!("#{localpart}:{}", s.config.server_name);
+        s.check_alias_not_exclusive(&alias, who.appservice.as_deref())?;
+    }
     let mut initial_state = Vec::new();
     for raw in &body.initial_state {
         let event = object(raw.json(), "initial_state")?;
