@@ -371,3 +371,44 @@ impl Services {
         Ok(elapsed)
     }
 }
+
+/// How long an alias query may wait for the appservice.
+const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Services {
+    /// An unknown alias in an appservice's namespace: `GET {url}/_matrix/app/v1/rooms/{alias}`
+    /// lets it create the room on demand. `true` when an appservice answered 2xx (it says it made
+    /// the alias); the caller looks the alias up again.
+    pub async fn query_appservices_for_alias(&self, alias: &str) -> bool {
+        for reg in self.appservices.all().iter() {
+            let Some(url) = &reg.url else { continue };
+            if !reg.is_alias_ours(alias) {
+                continue;
+            }
+            let encoded: String = url::form_urlencoded::byte_serialize(alias.as_bytes()).collect();
+            let result = self
+                .appservice_http
+                .get(format!(
+                    "{}/_matrix/app/v1/rooms/{encoded}",
+                    url.trim_end_matches('/')
+                ))
+                .bearer_auth(&reg.hs_token)
+                .timeout(QUERY_TIMEOUT)
+                .send()
+                .await;
+            match result {
+                Ok(r) if r.status().is_success() => {
+                    tracing::info!(appservice = reg.id, alias, "appservice provided the alias");
+                    return true;
+                }
+                Ok(r) => {
+                    tracing::debug!(appservice = reg.id, alias, status = %r.status(), "alias query: not provided")
+                }
+                Err(e) => {
+                    tracing::warn!(appservice = reg.id, alias, error = %e, "alias query failed")
+                }
+            }
+        }
+        false
+    }
+}

@@ -35,6 +35,41 @@ struct Seen {
     status: AtomicU16,
     /// Seconds ping sleeps before answering.
     ping_delay: AtomicU16,
+    /// The homeserver, for the alias query handler to create rooms with.
+    homeserver: std::sync::OnceLock<Router>,
+    /// Aliases it was asked about.
+    alias_queries: Mutex<Vec<String>>,
+}
+
+/// `GET /_matrix/app/v1/rooms/{alias}`: `#bridge_auto_*` rooms are made on demand.
+async fn alias_query(
+    State(seen): State<Arc<Seen>>,
+    Path(alias): Path<String>,
+    headers: HeaderMap,
+) -> StatusCode {
+    assert_eq!(
+        headers.get("authorization").unwrap(),
+        &format!("Bearer {HS_TOKEN}")
+    );
+    seen.alias_queries.lock().unwrap().push(alias.clone());
+    let Some(localpart) = alias
+        .strip_prefix('#')
+        .and_then(|a| a.strip_suffix(":test.local"))
+        .filter(|l| l.starts_with("bridge_auto_"))
+    else {
+        return StatusCode::NOT_FOUND;
+    };
+    use tower::ServiceExt;
+    let app = seen.homeserver.get().unwrap().clone();
+    let req = http::Request::post("/_matrix/client/v3/createRoom")
+        .header("authorization", format!("Bearer {AS_TOKEN}"))
+        .body(axum::body::Body::from(
+            json!({"room_alias_name": localpart}).to_string(),
+        ))
+        .unwrap();
+    let response = app.oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    StatusCode::OK
 }
 
 struct Appservice {
@@ -94,6 +129,10 @@ impl Appservice {
         let app = Router::new()
             .route("/_matrix/app/v1/transactions/{txn}", put(transaction))
             .route("/_matrix/app/v1/ping", post(ping))
+            .route(
+                "/_matrix/app/v1/rooms/{alias}",
+                axum::routing::get(alias_query),
+            )
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -183,6 +222,7 @@ async fn setup(db: Db) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let extra = registrations(dir.path(), &appservice.url);
     let server = TestServer::with_config(db, &extra).await;
+    let _ = appservice.seen.homeserver.set(server.app.clone());
     Setup {
         server,
         appservice,
@@ -661,7 +701,43 @@ async fn exclusive_aliases_are_refused_at_room_creation(db: Db) {
     assert_error(&r, StatusCode::BAD_REQUEST, "M_EXCLUSIVE");
 }
 
+async fn unknown_aliases_in_a_namespace_are_asked_of_the_appservice(db: Db) {
+    let Setup {
+        server: s,
+        appservice,
+        ..
+    } = setup(db).await;
+    let r = s
+        .get(
+            "/_matrix/client/v3/directory/room/%23bridge_auto_x:test.local",
+            None,
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    assert!(r.1["room_id"].as_str().unwrap().starts_with('!'));
+    let r = s
+        .get(
+            "/_matrix/client/v3/directory/room/%23bridge_none:test.local",
+            None,
+        )
+        .await;
+    assert_error(&r, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    // Outside every namespace nobody is asked.
+    let r = s
+        .get(
+            "/_matrix/client/v3/directory/room/%23other:test.local",
+            None,
+        )
+        .await;
+    assert_error(&r, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    assert_eq!(
+        *appservice.seen.alias_queries.lock().unwrap(),
+        ["#bridge_auto_x:test.local", "#bridge_none:test.local"]
+    );
+}
+
 on_both_backends!(
+    unknown_aliases_in_a_namespace_are_asked_of_the_appservice,
     registrations_reload_without_a_restart,
     exclusive_aliases_are_refused_at_room_creation,
     namespaces_and_exclusivity,

@@ -33,7 +33,10 @@ impl Services {
     /// A room id, or the room an alias points at.
     pub async fn resolve_room(&self, id_or_alias: &str) -> Result<OwnedRoomId> {
         if id_or_alias.starts_with('#') {
-            let room = self.store.alias_room(id_or_alias).await?;
+            let mut room = self.store.alias_room(id_or_alias).await?;
+            if room.is_none() && self.query_appservices_for_alias(id_or_alias).await {
+                room = self.store.alias_room(id_or_alias).await?;
+            }
             let room = room
                 .ok_or_else(|| Error::not_found(format!("Room alias {id_or_alias} not found")))?;
             return OwnedRoomId::try_from(room).map_err(Error::internal);
