@@ -412,3 +412,46 @@ impl Services {
         false
     }
 }
+
+impl Services {
+    /// A local user in an appservice's namespace that does not exist yet: `GET
+    /// {url}/_matrix/app/v1/users/{userId}` lets the appservice register it before it is touched
+    /// (invited, for now). Errors only from the database; the appservice's answer is advisory.
+    pub async fn ensure_appservice_user(&self, user_id: &str) -> Result<()> {
+        let server = &self.config.server_name;
+        if !user_id.ends_with(&format!(":{server}")) || self.store.user_exists(user_id).await? {
+            return Ok(());
+        }
+        for reg in self.appservices.all().iter() {
+            let Some(url) = &reg.url else { continue };
+            if !reg.namespaces.users.iter().any(|n| n.is_match(user_id)) {
+                continue;
+            }
+            let encoded: String =
+                url::form_urlencoded::byte_serialize(user_id.as_bytes()).collect();
+            let result = self
+                .appservice_http
+                .get(format!(
+                    "{}/_matrix/app/v1/users/{encoded}",
+                    url.trim_end_matches('/')
+                ))
+                .bearer_auth(&reg.hs_token)
+                .timeout(QUERY_TIMEOUT)
+                .send()
+                .await;
+            match result {
+                Ok(r) if r.status().is_success() => {
+                    tracing::info!(appservice = reg.id, user_id, "appservice provided the user");
+                    return Ok(());
+                }
+                Ok(r) => {
+                    tracing::debug!(appservice = reg.id, user_id, status = %r.status(), "user query: not provided")
+                }
+                Err(e) => {
+                    tracing::warn!(appservice = reg.id, user_id, error = %e, "user query failed")
+                }
+            }
+        }
+        Ok(())
+    }
+}

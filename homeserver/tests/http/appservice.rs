@@ -37,8 +37,32 @@ struct Seen {
     ping_delay: AtomicU16,
     /// The homeserver, for the alias query handler to create rooms with.
     homeserver: std::sync::OnceLock<Router>,
-    /// Aliases it was asked about.
-    alias_queries: Mutex<Vec<String>>,
+    /// User ids and aliases it was asked about.
+    queries: Mutex<Vec<String>>,
+}
+
+/// `GET /_matrix/app/v1/users/{userId}`: `@bridge_auto_*` users are registered on demand.
+async fn user_query(State(seen): State<Arc<Seen>>, Path(user_id): Path<String>) -> StatusCode {
+    seen.queries.lock().unwrap().push(user_id.clone());
+    let Some(localpart) = user_id
+        .strip_prefix('@')
+        .and_then(|a| a.strip_suffix(":test.local"))
+        .filter(|l| l.starts_with("bridge_auto_"))
+    else {
+        return StatusCode::NOT_FOUND;
+    };
+    use tower::ServiceExt;
+    let app = seen.homeserver.get().unwrap().clone();
+    let req = http::Request::post("/_matrix/client/v3/register")
+        .header("authorization", format!("Bearer {AS_TOKEN}"))
+        .body(axum::body::Body::from(
+            json!({"type": "m.login.application_service", "username": localpart, "inhibit_login": true})
+                .to_string(),
+        ))
+        .unwrap();
+    let response = app.oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    StatusCode::OK
 }
 
 /// `GET /_matrix/app/v1/rooms/{alias}`: `#bridge_auto_*` rooms are made on demand.
@@ -51,7 +75,7 @@ async fn alias_query(
         headers.get("authorization").unwrap(),
         &format!("Bearer {HS_TOKEN}")
     );
-    seen.alias_queries.lock().unwrap().push(alias.clone());
+    seen.queries.lock().unwrap().push(alias.clone());
     let Some(localpart) = alias
         .strip_prefix('#')
         .and_then(|a| a.strip_suffix(":test.local"))
@@ -132,6 +156,10 @@ impl Appservice {
             .route(
                 "/_matrix/app/v1/rooms/{alias}",
                 axum::routing::get(alias_query),
+            )
+            .route(
+                "/_matrix/app/v1/users/{user_id}",
+                axum::routing::get(user_query),
             )
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -731,12 +759,39 @@ async fn unknown_aliases_in_a_namespace_are_asked_of_the_appservice(db: Db) {
         .await;
     assert_error(&r, StatusCode::NOT_FOUND, "M_NOT_FOUND");
     assert_eq!(
-        *appservice.seen.alias_queries.lock().unwrap(),
+        *appservice.seen.queries.lock().unwrap(),
         ["#bridge_auto_x:test.local", "#bridge_none:test.local"]
     );
 }
 
+async fn inviting_an_unknown_namespaced_user_asks_the_appservice(db: Db) {
+    let Setup {
+        server: s,
+        appservice,
+        ..
+    } = setup(db).await;
+    let (_, alice, _) = s.register("alice", "password-alice").await;
+    let room = s.create_room(&alice, json!({})).await;
+    let r = s.invite(&alice, &room, "@bridge_auto_bob:test.local").await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    assert!(
+        s.services
+            .store
+            .user_exists("@bridge_auto_bob:test.local")
+            .await
+            .unwrap()
+    );
+    // Known users and users outside every namespace are not asked about.
+    s.register("carol", "password-carol").await;
+    s.invite(&alice, &room, "@carol:test.local").await;
+    assert_eq!(
+        *appservice.seen.queries.lock().unwrap(),
+        ["@bridge_auto_bob:test.local"]
+    );
+}
+
 on_both_backends!(
+    inviting_an_unknown_namespaced_user_asks_the_appservice,
     unknown_aliases_in_a_namespace_are_asked_of_the_appservice,
     registrations_reload_without_a_restart,
     exclusive_aliases_are_refused_at_room_creation,

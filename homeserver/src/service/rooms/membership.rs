@@ -213,6 +213,9 @@ impl Services {
         is_direct: bool,
     ) -> Result<()> {
         ruma::UserId::parse(target).map_err(|_| Error::invalid_param("Invalid user id"))?;
+        if matches!(change, Change::Invite) {
+            self.ensure_appservice_user(target).await?;
+        }
         let handle = self
             .rooms
             .get(&self.store, room_id)
