@@ -455,3 +455,30 @@ impl Services {
         Ok(())
     }
 }
+
+impl Services {
+    /// MSC4190 device creation: `PUT /devices/{id}` by an appservice (as one of its users, via
+    /// `?user_id=`) creates the device without issuing tokens.
+    pub async fn create_device_for_appservice(
+        &self,
+        who: &crate::service::accounts::Requester,
+        device_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<()> {
+        self.store
+            .create_bare_device(
+                &who.user_id,
+                device_id,
+                display_name,
+                crate::store::now_ms(),
+            )
+            .await?;
+        tracing::info!(
+            user_id = who.user_id,
+            device_id,
+            appservice = who.appservice.as_deref().unwrap_or_default(),
+            "appservice created a device (MSC4190)"
+        );
+        Ok(())
+    }
+}

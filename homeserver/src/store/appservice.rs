@@ -112,6 +112,27 @@ impl Store {
         Ok(())
     }
 
+    /// A device with no tokens (MSC4190); an existing one is left as it is.
+    pub async fn create_bare_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        display_name: Option<&str>,
+        ts: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .bind(display_name)
+        .bind(ts)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     /// Events with `after < stream_ordering <= upto`, in stream order, at most `limit`.
     pub async fn events_in_range(
         &self,

@@ -790,7 +790,34 @@ async fn inviting_an_unknown_namespaced_user_asks_the_appservice(db: Db) {
     );
 }
 
+async fn appservices_create_devices_and_act_as_them(db: Db) {
+    let Setup { server: s, .. } = setup(db).await;
+    as_register(&s, "bridge_alice").await;
+    let r = s
+        .put(
+            "/_matrix/client/v3/devices/BRIDGEDEV?user_id=@bridge_alice:test.local",
+            Some(AS_TOKEN),
+            json!({"display_name": "bridge device"}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let r = s
+        .get(
+            "/_matrix/client/v3/account/whoami?user_id=@bridge_alice:test.local&device_id=BRIDGEDEV",
+            Some(AS_TOKEN),
+        )
+        .await;
+    assert_eq!(r.1["device_id"], "BRIDGEDEV", "{}", r.1);
+    // Humans still cannot create devices this way.
+    let (_, alice, _) = s.register("alice", "password-alice").await;
+    let r = s
+        .put("/_matrix/client/v3/devices/NEWDEV", Some(&alice), json!({}))
+        .await;
+    assert_error(&r, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+}
+
 on_both_backends!(
+    appservices_create_devices_and_act_as_them,
     inviting_an_unknown_namespaced_user_asks_the_appservice,
     unknown_aliases_in_a_namespace_are_asked_of_the_appservice,
     registrations_reload_without_a_restart,

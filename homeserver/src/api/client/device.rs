@@ -77,6 +77,16 @@ async fn put(
         )
         .await?;
     if !found {
+        // MSC4190: an appservice creates its users' devices this way, without logging them in.
+        if who.appservice.is_some() {
+            s.create_device_for_appservice(
+                who,
+                req.body.device_id.as_str(),
+                req.body.display_name.as_deref(),
+            )
+            .await?;
+            return Ok(RumaResponse(update_device::Response::new()));
+        }
         return Err(Error::not_found("Device not found"));
     }
     Ok(RumaResponse(update_device::Response::new()))
