@@ -27,6 +27,8 @@ cargo test --workspace --all-targets 2>&1
 log "end-to-end tests with real clients"
 cargo build --workspace --bins 2>&1
 (cd e2e && python3 -m pytest -q -p no:cacheprovider .)
+# The bridges' end-to-end tests run against Synapse above; again against our own homeserver.
+(cd e2e && E2E_HOMESERVER=causeway python3 -m pytest -q -p no:cacheprovider echo-bridge telegram)
 
 log "lints"
 cargo fmt --all -- --check
