@@ -16,16 +16,15 @@ use std::sync::Arc;
 
 use ruma::{OwnedEventId, api::error::ErrorKind};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{
     error::{Error, Result},
     service::{
         Services,
-        pdu::Pdu,
         rooms::{
             EventSpec, RoomState,
-            build::{MAX_PDU_BYTES, relation_of},
+            build::{authorise, relation_of},
         },
     },
     store::NewEvent,
@@ -166,35 +165,14 @@ impl Services {
             txn: None,
         };
         let (mut obj, event_id, room_id) = self.build_event(room, &e.sender, &spec)?;
-        let json = serde_json::to_string(&obj).map_err(Error::internal)?;
-        if json.len() > MAX_PDU_BYTES {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!("events[{i}] is larger than 64 KiB"),
-            ));
-        }
-        let pdu = Pdu::from_json(event_id.as_str(), room_id.as_str(), &json)?;
-        ruma::state_res::check_state_dependent_auth_rules(
-            &room.rules.authorization,
-            &pdu,
-            |t: &ruma::events::StateEventType, k: &str| {
-                room.state.get(&(t.to_string(), k.to_owned())).cloned()
-            },
-        )
-        .map_err(|reason| Error::forbidden(format!("events[{i}] not allowed: {reason}")))?;
-        if let Some(state_key) = &spec.state_key
-            && let Some(prev) = room.get(&spec.event_type, state_key)
-        {
-            let unsigned = json!({
-                "replaces_state": prev.event_id,
-                "prev_content": prev.content_value(),
-                "prev_sender": prev.sender,
-            });
-            obj.insert(
-                "unsigned".to_owned(),
-                serde_json::from_value(unsigned).map_err(Error::internal)?,
-            );
-        }
+        let pdu = authorise(
+            room,
+            &spec,
+            &mut obj,
+            &event_id,
+            &room_id,
+            &format!("events[{i}]"),
+        )?;
         let json = serde_json::to_string(&obj).map_err(Error::internal)?;
         let membership = (spec.event_type == "m.room.member")
             .then(|| pdu.content_str("membership"))

@@ -72,35 +72,7 @@ impl Services {
         spec: EventSpec,
     ) -> Result<Sent> {
         let (mut obj, event_id, room_id) = self.build_event(room, sender, &spec)?;
-        let json = serde_json::to_string(&obj).map_err(Error::internal)?;
-        if json.len() > MAX_PDU_BYTES {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                "Event is larger than 64 KiB",
-            ));
-        }
-        let pdu = Pdu::from_json(event_id.as_str(), room_id.as_str(), &json)?;
-        state_res::check_state_dependent_auth_rules(
-            &room.rules.authorization,
-            &pdu,
-            |t: &StateEventType, k: &str| room.state.get(&(t.to_string(), k.to_owned())).cloned(),
-        )
-        .map_err(|reason| Error::forbidden(format!("Event not allowed: {reason}")))?;
-
-        // `unsigned` is outside hashes and signatures: note what this state event replaces.
-        if let Some(state_key) = &spec.state_key
-            && let Some(prev) = room.get(&spec.event_type, state_key)
-        {
-            let unsigned = json!({
-                "replaces_state": prev.event_id,
-                "prev_content": prev.content_value(),
-                "prev_sender": prev.sender,
-            });
-            obj.insert(
-                "unsigned".to_owned(),
-                serde_json::from_value(unsigned).map_err(Error::internal)?,
-            );
-        }
+        let pdu = authorise(room, &spec, &mut obj, &event_id, &room_id, "Event")?;
         let stored_json = serde_json::to_string(&obj).map_err(Error::internal)?;
         let relation = relation_of(&spec.content);
         let membership = (spec.event_type == "m.room.member")
@@ -275,6 +247,47 @@ impl Services {
             room_id,
         ))
     }
+}
+
+/// Checks a built event's size and ruma's auth rules against the room's current state, then notes
+/// in `unsigned` (outside hashes and signatures) which state event it replaces. `what` names the
+/// event in errors ("Event", "events[3]").
+pub(crate) fn authorise(
+    room: &RoomState,
+    spec: &EventSpec,
+    obj: &mut CanonicalJsonObject,
+    event_id: &OwnedEventId,
+    room_id: &OwnedRoomId,
+    what: &str,
+) -> Result<Pdu> {
+    let json = serde_json::to_string(&*obj).map_err(Error::internal)?;
+    if json.len() > MAX_PDU_BYTES {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!("{what} is larger than 64 KiB"),
+        ));
+    }
+    let pdu = Pdu::from_json(event_id.as_str(), room_id.as_str(), &json)?;
+    state_res::check_state_dependent_auth_rules(
+        &room.rules.authorization,
+        &pdu,
+        |t: &StateEventType, k: &str| room.state.get(&(t.to_string(), k.to_owned())).cloned(),
+    )
+    .map_err(|reason| Error::forbidden(format!("{what} not allowed: {reason}")))?;
+    if let Some(state_key) = &spec.state_key
+        && let Some(prev) = room.get(&spec.event_type, state_key)
+    {
+        let unsigned = json!({
+            "replaces_state": prev.event_id,
+            "prev_content": prev.content_value(),
+            "prev_sender": prev.sender,
+        });
+        obj.insert(
+            "unsigned".to_owned(),
+            serde_json::from_value(unsigned).map_err(Error::internal)?,
+        );
+    }
+    Ok(pdu)
 }
 
 /// `m.relates_to`'s target and relation type, for relations, threads and aggregations.
