@@ -81,23 +81,4 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-
-    pub async fn touch_device(
-        &self,
-        user_id: &str,
-        device_id: &str,
-        ts: i64,
-        ip: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE devices SET last_seen_ts = $3, last_seen_ip = $4 WHERE user_id = $1 AND device_id = $2",
-        )
-        .bind(user_id)
-        .bind(device_id)
-        .bind(ts)
-        .bind(ip)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
 }
