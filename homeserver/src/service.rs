@@ -22,6 +22,7 @@ pub mod shared_secret;
 pub mod stream;
 pub mod sync;
 pub mod uiaa;
+pub mod unread;
 
 use std::sync::Arc;
 
@@ -45,6 +46,7 @@ pub struct Services {
     pub stream: Arc<stream::Stream>,
     pub activity: Arc<activity::Activity>,
     pub typing: Arc<ephemeral::Typing>,
+    pub unread: Arc<unread::Unread>,
     pub media: Arc<media::Media>,
     /// Application service registrations (reloaded on SIGHUP).
     pub appservices: Arc<appservice::AppServices>,
@@ -75,6 +77,7 @@ impl Services {
             stream,
             activity: Arc::new(activity::Activity::new(position)),
             typing: Arc::new(ephemeral::Typing::default()),
+            unread: Arc::new(unread::Unread::default()),
             media,
             appservices: Arc::new(appservice::AppServices::new(registrations)),
             appservice_http,

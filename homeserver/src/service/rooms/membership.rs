@@ -126,6 +126,7 @@ impl Services {
         spec.ts = ts;
         self.build_and_send(&mut room, user_id, spec).await?;
         self.store.unforget_room(user_id, room_id.as_str()).await?;
+        self.activity.forget_user_rooms(user_id);
         tracing::info!(room_id = %room_id, user_id, "joined room");
         Ok(room_id)
     }
@@ -261,6 +262,7 @@ impl Services {
         .await?;
         if change == Change::Invite {
             self.store.unforget_room(target, room_id).await?;
+            self.activity.forget_user_rooms(target);
         }
         tracing::info!(room_id, sender, target, ?change, "membership changed");
         Ok(())
@@ -300,6 +302,7 @@ impl Services {
             );
         }
         self.store.forget_room(user_id, room_id).await?;
+        self.activity.forget_user_rooms(user_id);
         Ok(())
     }
 }
