@@ -133,6 +133,7 @@ impl Services {
             })
             .collect();
         self.store.persist_events(&new).await?;
+        self.recent.add(room_id, &new);
         *room = scratch;
         for (b, r) in built.iter().zip(&reservations) {
             if b.membership.is_some() {

@@ -170,10 +170,14 @@ impl Services {
         limit: usize,
         joined_at: i64,
     ) -> Result<(Vec<EventRow>, bool)> {
-        let mut events = self
-            .store
-            .room_events_latest(room_id, after, upto, limit as i64 + 1)
-            .await?;
+        let mut events = match self.recent.latest(room_id, after, upto, limit + 1) {
+            Some(events) => events,
+            None => {
+                self.store
+                    .room_events_latest(room_id, after, upto, limit as i64 + 1)
+                    .await?
+            }
+        };
         // Events after the user's current join are visible by membership; older ones are judged.
         if events
             .first()
