@@ -106,10 +106,7 @@ impl crate::service::Services {
     /// every user it masquerades as with its `as_token`.
     pub fn check_message_rate(&self, who: &crate::service::accounts::Requester) -> Result<()> {
         if let Some(as_id) = &who.appservice
-            && self
-                .appservices
-                .get(as_id)
-                .is_some_and(|r| !r.rate_limited)
+            && self.appservices.get(as_id).is_some_and(|r| !r.rate_limited)
         {
             return Ok(());
         }

@@ -75,12 +75,7 @@ enum Answer {
 
 impl Services {
     /// `GET {url}{path}` with the appservice's `hs_token`.
-    async fn query_appservice(
-        &self,
-        reg: &super::Registration,
-        path: &str,
-        what: &str,
-    ) -> Answer {
+    async fn query_appservice(&self, reg: &super::Registration, path: &str, what: &str) -> Answer {
         let Some(url) = &reg.url else {
             return Answer::NotProvided;
         };

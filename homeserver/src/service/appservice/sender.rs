@@ -358,7 +358,9 @@ async fn interesting_typing(
     for room_id in changed {
         if cached_room_interest(services, reg, &mut rooms, &room_id).await? {
             let user_ids = services.typing.typing_in(&room_id);
-            out.push(json!({"type": "m.typing", "room_id": room_id, "content": {"user_ids": user_ids}}));
+            out.push(
+                json!({"type": "m.typing", "room_id": room_id, "content": {"user_ids": user_ids}}),
+            );
         }
     }
     Ok(out)

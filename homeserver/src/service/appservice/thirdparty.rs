@@ -177,14 +177,17 @@ impl Services {
         kind: Kind,
     ) -> Result<Vec<Value>> {
         let answers =
-            futures::future::join_all(services.iter().map(|r| self.get_json(r, path, query)))
-                .await;
+            futures::future::join_all(services.iter().map(|r| self.get_json(r, path, query))).await;
         let mut out = Vec::new();
         for (reg, answer) in services.iter().zip(answers) {
             match answer {
                 Some(Value::Array(items)) => out.extend(items.into_iter().filter(Value::is_object)),
                 Some(_) => {
-                    tracing::warn!(appservice = reg.id, path, "third-party lookup: not an array")
+                    tracing::warn!(
+                        appservice = reg.id,
+                        path,
+                        "third-party lookup: not an array"
+                    )
                 }
                 None => {}
             }
@@ -236,7 +239,9 @@ impl Services {
 }
 
 fn no_protocol(protocol: &str) -> Error {
-    Error::not_found(format!("No application service bridges the protocol {protocol}"))
+    Error::not_found(format!(
+        "No application service bridges the protocol {protocol}"
+    ))
 }
 
 fn encode(segment: &str) -> String {
