@@ -686,6 +686,48 @@ async fn batch_send_appends_in_order_atomically(db: Db) {
         .collect();
     let expected: Vec<String> = (0..500).map(|i| format!("h{i}")).collect();
     assert_eq!(bodies, expected);
+    // State in a batch: the last event per key is the room's state, member events included.
+    let pl_path = format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/");
+    let mut pl = s.get(&pl_path, Some(&alice)).await.1;
+    pl["users"]["@bridge_ghost:test.local"] = json!(50);
+    let r = s.put(&pl_path, Some(&alice), pl).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let state_batch = json!({"events": [
+        {"type": "m.room.topic", "sender": "@bridge_ghost:test.local", "state_key": "", "content": {"topic": "first"}, "origin_server_ts": 5},
+        {"type": "m.room.member", "sender": "@bridge_ghost:test.local", "state_key": "@bridge_ghost:test.local",
+         "content": {"membership": "join", "displayname": "Ghost"}, "origin_server_ts": 6},
+        {"type": "m.room.topic", "sender": "@bridge_ghost:test.local", "state_key": "", "content": {"topic": "second"}, "origin_server_ts": 7},
+        {"type": "m.room.message", "sender": "@bridge_ghost:test.local", "content": {"body": "h500"}, "origin_server_ts": 8},
+    ]});
+    let r = s.post(&path, Some(AS_TOKEN), state_batch).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let topic = s
+        .get(
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.topic/"),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(topic.1["topic"], "second", "{}", topic.1);
+    let member = s
+        .get(
+            &format!(
+                "/_matrix/client/v3/rooms/{room}/state/m.room.member/@bridge_ghost:test.local"
+            ),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(member.1["displayname"], "Ghost", "{}", member.1);
+    let members = s
+        .get(
+            &format!("/_matrix/client/v3/rooms/{room}/joined_members"),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(
+        members.1["joined"]["@bridge_ghost:test.local"]["display_name"], "Ghost",
+        "{}",
+        members.1
+    );
     // A sender outside the namespace, or not joined, fails the whole batch.
     let bad = json!({"events": [
         {"type": "m.room.message", "sender": "@bridge_ghost:test.local", "content": {"body": "x"}, "origin_server_ts": 1},
@@ -713,7 +755,7 @@ async fn batch_send_appends_in_order_atomically(db: Db) {
         )
         .await;
     assert_eq!(
-        m.1["chunk"][0]["content"]["body"], "h499",
+        m.1["chunk"][0]["content"]["body"], "h500",
         "nothing of a failed batch landed"
     );
     // The room still works after a batch: a normal send builds on it.

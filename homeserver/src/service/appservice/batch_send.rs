@@ -9,8 +9,9 @@
 //! Every sender must be the appservice's own user or in its user namespaces, and must already be
 //! joined (the call does not join anyone: a bridge joins its ghosts first, so the member events
 //! carry their profiles). Events are built and authorised one after another against a copy of
-//! the room state under the room lock, then persisted with one `persist_events` call: either all
-//! land or none does, and no other event interleaves.
+//! the room state under the room lock, then persisted in one database transaction with
+//! multi-row statements ([`crate::store::Store::persist_event_chain`]): either all land or none
+//! does, and no other event interleaves.
 
 use std::sync::Arc;
 
@@ -132,7 +133,7 @@ impl Services {
                 prev_events: &b.prev_events,
             })
             .collect();
-        self.store.persist_events(&new).await?;
+        self.store.persist_event_chain(&new).await?;
         *room = scratch;
         for (b, r) in built.iter().zip(&reservations) {
             if b.membership.is_some() {
