@@ -107,9 +107,25 @@ async fn deliver_once(
         .appservice_position(&reg.id, services.stream.safe())
         .await?;
     let client = &services.appservice_http;
+    // Transactions queued before this task started are read back from the database; the ones it
+    // queues itself are sent straight from memory (they are already committed), which saves a
+    // round trip per transaction. Either way one is sent only once every older one was acknowledged.
+    let mut backlog_in_db = true;
+    let mut next: Option<QueuedTxn> = None;
     loop {
         // The queue first: nothing newer goes out before the oldest unacknowledged transaction.
-        while let Some(txn) = store.oldest_appservice_txn(&reg.id).await? {
+        loop {
+            let txn = match next.take() {
+                Some(txn) => txn,
+                None if backlog_in_db => match store.oldest_appservice_txn(&reg.id).await? {
+                    Some(txn) => txn,
+                    None => {
+                        backlog_in_db = false;
+                        break;
+                    }
+                },
+                None => break,
+            };
             match put_transaction(client, reg, &txn).await {
                 Ok(()) => {
                     store.delete_appservice_txn(&reg.id, txn.txn_id).await?;
@@ -126,6 +142,7 @@ async fn deliver_once(
                     );
                     tokio::time::sleep(*backoff).await;
                     *backoff = (*backoff * 2).min(MAX_BACKOFF);
+                    next = Some(txn);
                 }
             }
         }
@@ -171,6 +188,7 @@ async fn deliver_once(
                 .enqueue_appservice_txn(&reg.id, &txn, upto, now_ms())
                 .await?;
             last_txn = txn.txn_id;
+            next = Some(txn);
         }
         position = upto;
     }
