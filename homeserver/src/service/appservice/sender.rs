@@ -292,6 +292,9 @@ async fn next_typing(rx: &mut Option<broadcast::Receiver<String>>) -> Option<Str
     }
 }
 
+/// An `m.receipt` content: event id -> receipt type -> user id -> data.
+type ReceiptContent = BTreeMap<String, Map<String, Value>>;
+
 /// Receipts and presence of `batch` the appservice is interested in, in `/sync` format with a
 /// top-level `room_id` on receipts, in stream order.
 async fn interesting_ephemeral(
@@ -304,8 +307,7 @@ async fn interesting_ephemeral(
     // (stream position, event), so receipts and presence interleave in stream order.
     let mut out: Vec<(i64, Value)> = Vec::new();
     // Receipts grouped per room into one `m.receipt` each, placed at the room's first receipt.
-    let mut receipts: BTreeMap<String, (i64, BTreeMap<String, Map<String, Value>>)> =
-        BTreeMap::new();
+    let mut receipts: BTreeMap<String, (i64, ReceiptContent)> = BTreeMap::new();
     for r in &batch.receipts {
         // `m.fully_read` is a private read marker (account data), not a receipt to share.
         if r.receipt_type == "m.fully_read" {
