@@ -16,8 +16,11 @@ use super::{NewEvent, Result, Store, StoreError};
 /// Bound parameters per statement, under SQLite's limit of 32,766 (PostgreSQL's is 65,535).
 const MAX_PARAMS: usize = 32_000;
 
-/// `($1, $2, ...), ($n+1, ...)`: `rows` groups of `width` numbered placeholders.
-fn placeholders(rows: usize, width: usize) -> String {
+/// `($1, $2, ...), ($n+1, ...)`: `rows` groups of `width` numbered placeholders; or, for SQLite,
+/// anonymous `?`s, bound in the same order: SQLite looks each named (`$N`) parameter up in a
+/// list of the statement's names, which makes preparing a statement with tens of thousands of
+/// them quadratic (seconds for one chunk), while `?` is simply the next number.
+fn placeholders(rows: usize, width: usize, numbered: bool) -> String {
     let mut sql = String::with_capacity(rows * width * 5);
     for r in 0..rows {
         if r > 0 {
@@ -28,8 +31,12 @@ fn placeholders(rows: usize, width: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(r * width + c + 1).to_string());
+            if numbered {
+                sql.push('$');
+                sql.push_str(&(r * width + c + 1).to_string());
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
@@ -39,6 +46,8 @@ fn placeholders(rows: usize, width: usize) -> String {
 impl Store {
     /// Persists `events` (in stream order) atomically, as [`Store::persist_events`] would.
     pub async fn persist_event_chain(&self, events: &[NewEvent<'_>]) -> Result<()> {
+        let numbered = self.writer.connect_options().database_url.scheme() != "sqlite";
+        let placeholders = |rows, width| placeholders(rows, width, numbered);
         let mut tx = self.writer.begin().await?;
 
         const EVENT_COLS: usize = 14;
@@ -167,7 +176,8 @@ mod tests {
 
     #[test]
     fn placeholders_number_every_row() {
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholders(1, 1), "($1)");
+        assert_eq!(placeholders(2, 3, true), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(1, 1, true), "($1)");
+        assert_eq!(placeholders(2, 2, false), "(?, ?), (?, ?)");
     }
 }

@@ -101,6 +101,7 @@ impl Services {
             return Err(Error::not_found("Unknown room"));
         };
         let mut room = room.lock().await;
+        let started = std::time::Instant::now();
         let mut scratch = copy_state(&room);
         let mut built = Vec::with_capacity(events.len());
         for (i, e) in events.into_iter().enumerate() {
@@ -133,7 +134,9 @@ impl Services {
                 prev_events: &b.prev_events,
             })
             .collect();
+        let built_at = started.elapsed();
         self.store.persist_event_chain(&new).await?;
+        let persisted_at = started.elapsed();
         *room = scratch;
         for (b, r) in built.iter().zip(&reservations) {
             if b.membership.is_some() {
@@ -151,6 +154,8 @@ impl Services {
             appservice = as_id,
             room_id,
             events = built.len(),
+            build_ms = built_at.as_millis() as u64,
+            persist_ms = (persisted_at - built_at).as_millis() as u64,
             "batch sent"
         );
         Ok(built.into_iter().map(|b| b.event_id).collect())
