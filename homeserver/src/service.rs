@@ -15,6 +15,7 @@ pub mod pdu;
 pub mod presence;
 pub mod profile;
 pub mod ratelimit;
+pub mod recent;
 pub mod relations;
 pub mod rooms;
 pub mod secrets;
@@ -22,6 +23,7 @@ pub mod shared_secret;
 pub mod stream;
 pub mod sync;
 pub mod uiaa;
+pub mod unread;
 
 use std::sync::Arc;
 
@@ -45,6 +47,8 @@ pub struct Services {
     pub stream: Arc<stream::Stream>,
     pub activity: Arc<activity::Activity>,
     pub typing: Arc<ephemeral::Typing>,
+    pub unread: Arc<unread::Unread>,
+    pub recent: Arc<recent::RecentEvents>,
     pub media: Arc<media::Media>,
     /// Application service registrations (reloaded on SIGHUP).
     pub appservices: Arc<appservice::AppServices>,
@@ -75,6 +79,8 @@ impl Services {
             stream,
             activity: Arc::new(activity::Activity::new(position)),
             typing: Arc::new(ephemeral::Typing::default()),
+            unread: Arc::new(unread::Unread::default()),
+            recent: Arc::new(recent::RecentEvents::default()),
             media,
             appservices: Arc::new(appservice::AppServices::new(registrations)),
             appservice_http,

@@ -76,6 +76,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     writer: AnyPool,
     reader: AnyPool,
+    tokens: std::sync::Arc<tokens::TokenCache>,
 }
 
 impl Store {
@@ -97,7 +98,11 @@ impl Store {
                     .execute(&writer)
                     .await?;
                 let reader = sqlite_pool(&url, 8).await?;
-                Self { writer, reader }
+                Self {
+                    writer,
+                    reader,
+                    tokens: Default::default(),
+                }
             }
             Backend::Postgres {
                 url,
@@ -111,6 +116,7 @@ impl Store {
                 Self {
                     writer: pool.clone(),
                     reader: pool,
+                    tokens: Default::default(),
                 }
             }
         };

@@ -130,7 +130,8 @@ impl Services {
                 stream_ordering: reservation.position,
             })
             .await?;
-        self.activity.room_changed(room_id, reservation.position);
+        self.activity.receipt_changed(room_id, reservation.position);
+        self.unread.forget(room_id, user_id);
         Ok(())
     }
 }

@@ -152,18 +152,40 @@ impl Store {
                     .await?;
                 }
             }
-            for prev in e.prev_events {
-                sqlx::query("DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2")
+            // The usual case, one extremity replaced by the new event, is a single statement.
+            let replaced = match e.prev_events {
+                [prev] => {
+                    sqlx::query(
+                        "UPDATE forward_extremities SET event_id = $3 WHERE room_id = $1 AND event_id = $2",
+                    )
                     .bind(e.room_id)
                     .bind(prev)
+                    .bind(e.event_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        > 0
+                }
+                _ => {
+                    for prev in e.prev_events {
+                        sqlx::query(
+                            "DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2",
+                        )
+                        .bind(e.room_id)
+                        .bind(prev)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    false
+                }
+            };
+            if !replaced {
+                sqlx::query("INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)")
+                    .bind(e.room_id)
+                    .bind(e.event_id)
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query("INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)")
-                .bind(e.room_id)
-                .bind(e.event_id)
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
         Ok(())

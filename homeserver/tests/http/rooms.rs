@@ -161,6 +161,33 @@ async fn messages_are_sent_once_per_transaction_and_read_back(db: Db) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(event["content"]["body"], "hello");
+
+    // A retry that arrives after the sender left still answers with the first event.
+    let (status, _) = s
+        .post(
+            &format!("/_matrix/client/v3/rooms/{room}/leave"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, late) = s
+        .put(
+            &path,
+            Some(&token),
+            json!({"msgtype": "m.text", "body": "hello"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{late}");
+    assert_eq!(late["event_id"], first["event_id"]);
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/txn2"),
+            Some(&token),
+            json!({"msgtype": "m.text", "body": "new"}),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "M_FORBIDDEN");
 }
 
 async fn every_room_version_from_1_to_12_works(db: Db) {

@@ -137,6 +137,7 @@ impl Services {
         let built_at = started.elapsed();
         self.store.persist_event_chain(&new).await?;
         let persisted_at = started.elapsed();
+        self.recent.add(room_id, &new);
         *room = scratch;
         for (b, r) in built.iter().zip(&reservations) {
             if b.membership.is_some() {

@@ -107,23 +107,18 @@ impl Services {
         match self.store.persist_events(std::slice::from_ref(&new)).await {
             Ok(()) => {}
             // The same transaction raced in from another request: answer with its event.
+            // The same transaction was sent before (or raced in from another request): answer
+            // with its event.
             Err(StoreError::Conflict) if spec.txn.is_some() => {
-                let (device, txn_id) = spec.txn.as_ref().expect("checked above");
-                let existing = self.store.event_id_for_txn(sender, device, txn_id).await?;
-                let existing = existing
-                    .ok_or_else(|| Error::internal("transaction conflict without an event"))?;
-                let row = self
-                    .store
-                    .event(&existing)
+                return self
+                    .sent_in_txn(sender, &spec)
                     .await?
-                    .ok_or_else(|| Error::internal("event vanished"))?;
-                return Ok(Sent {
-                    event_id: OwnedEventId::try_from(existing).map_err(Error::internal)?,
-                    stream_ordering: row.stream_ordering,
-                });
+                    .ok_or_else(|| Error::internal("transaction conflict without an event"));
             }
             Err(e) => return Err(e.into()),
         }
+        self.recent
+            .add(room_id.as_str(), std::slice::from_ref(&new));
         let stream_ordering = reservation.position;
         room.depth = pdu.depth;
         room.extremities = vec![(event_id.clone(), pdu.content_hash.clone())];
