@@ -8,6 +8,7 @@ mod account_data;
 mod appservice;
 mod devices;
 mod directory;
+mod event_chain;
 mod events;
 mod filters;
 mod media;

@@ -106,13 +106,17 @@ impl Services {
         Ok(rows
             .into_iter()
             .filter(|p| visible.contains(&p.user_id))
-            .map(|p| {
-                let mut content = json!({"presence": p.state, "last_active_ago": (now_ms() - p.last_active_ts).max(0)});
-                if let Some(msg) = p.status_msg {
-                    content["status_msg"] = json!(msg);
-                }
-                json!({"type": "m.presence", "sender": p.user_id, "content": content})
-            })
+            .map(|p| presence_event(&p))
             .collect())
     }
+}
+
+/// An `m.presence` event as `/sync` and appservice transactions carry it.
+pub(crate) fn presence_event(p: &PresenceRow) -> Value {
+    let mut content =
+        json!({"presence": p.state, "last_active_ago": (now_ms() - p.last_active_ts).max(0)});
+    if let Some(msg) = &p.status_msg {
+        content["status_msg"] = json!(msg);
+    }
+    json!({"type": "m.presence", "sender": p.user_id, "content": content})
 }
