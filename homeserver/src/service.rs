@@ -49,6 +49,8 @@ pub struct Services {
     pub typing: Arc<ephemeral::Typing>,
     pub unread: Arc<unread::Unread>,
     pub recent: Arc<recent::RecentEvents>,
+    /// Group commit of events built in different rooms at once.
+    pub committer: Arc<rooms::commit::Committer>,
     pub media: Arc<media::Media>,
     /// Application service registrations (reloaded on SIGHUP).
     pub appservices: Arc<appservice::AppServices>,
@@ -68,6 +70,7 @@ impl Services {
         let appservice_http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()?;
+        let committer = Arc::new(rooms::commit::Committer::spawn(store.clone()));
         let services = Self {
             config: Arc::new(config),
             store,
@@ -81,6 +84,7 @@ impl Services {
             typing: Arc::new(ephemeral::Typing::default()),
             unread: Arc::new(unread::Unread::default()),
             recent: Arc::new(recent::RecentEvents::default()),
+            committer,
             media,
             appservices: Arc::new(appservice::AppServices::new(registrations)),
             appservice_http,

@@ -58,6 +58,8 @@ pub enum StoreError {
     Migrate(String),
     #[error("the row already exists")]
     Conflict,
+    #[error("the database writer has stopped")]
+    Closed,
 }
 
 impl StoreError {

@@ -1,11 +1,11 @@
-//! Tables `events`, `current_state`, `memberships`, `forward_extremities`: a whole batch of events
-//! written with multi-row statements (appservice batch send).
+//! Tables `events`, `current_state`, `memberships`, `forward_extremities`: new events and their
+//! effects, written with multi-row statements (one event, a group commit across rooms, or an
+//! appservice's batch of thousands).
 //!
-//! The effect is exactly that of [`Store::persist_events`] on the same events, one transaction,
-//! but with a few statements per thousand rows instead of three or four per event: what a
-//! sequence of single-row writes would leave behind is computed first (the last state event per
-//! key, the extremities no later event cites), then written in chunks that stay under SQLite's
-//! 32,766 bound parameters per statement.
+//! One transaction, with a few statements per thousand rows instead of three or four per event:
+//! what a sequence of single-row writes would leave behind is computed first (the last state
+//! event per key, the extremities no later event cites), then written in chunks that stay under
+//! SQLite's 32,766 bound parameters per statement.
 
 use std::collections::{HashMap, HashSet};
 
@@ -44,8 +44,10 @@ fn placeholders(rows: usize, width: usize, numbered: bool) -> String {
 }
 
 impl Store {
-    /// Persists `events` (in stream order) atomically, as [`Store::persist_events`] would.
-    pub async fn persist_event_chain(&self, events: &[NewEvent<'_>]) -> Result<()> {
+    /// Persists events (in stream order within each room) and their effects on current state,
+    /// memberships and forward extremities, atomically. A repeated transaction id is
+    /// [`StoreError::Conflict`].
+    pub async fn persist_events(&self, events: &[NewEvent<'_>]) -> Result<()> {
         let numbered = self.writer.connect_options().database_url.scheme() != "sqlite";
         let placeholders = |rows, width| placeholders(rows, width, numbered);
         let mut tx = self.writer.begin().await?;

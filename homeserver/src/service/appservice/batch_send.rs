@@ -10,7 +10,7 @@
 //! joined (the call does not join anyone: a bridge joins its ghosts first, so the member events
 //! carry their profiles). Events are built and authorised one after another against a copy of
 //! the room state under the room lock, then persisted in one database transaction with
-//! multi-row statements ([`crate::store::Store::persist_event_chain`]): either all land or none
+//! multi-row statements ([`crate::store::Store::persist_events`]): either all land or none
 //! does, and no other event interleaves.
 
 use std::sync::Arc;
@@ -135,7 +135,7 @@ impl Services {
             })
             .collect();
         let built_at = started.elapsed();
-        self.store.persist_event_chain(&new).await?;
+        self.store.persist_events(&new).await?;
         let persisted_at = started.elapsed();
         self.recent.add(room_id, &new);
         *room = scratch;
