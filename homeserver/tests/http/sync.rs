@@ -453,6 +453,12 @@ async fn incremental_syncs_carry_unread_counts_forward(db: Db) {
     s.send_text(&token, &room, "three for bob").await;
     let sync = s.sync(&bob_token, Some(&since), 0).await;
     assert_eq!(counts(&sync), (3, 1), "carried forward over two new events");
+    let again = s.sync(&bob_token, Some(&since), 0).await;
+    assert_eq!(
+        counts(&again),
+        (3, 1),
+        "a repeated token counts nothing twice"
+    );
     since = sync["next_batch"].as_str().unwrap().to_owned();
     // Bob's own message reads everything before it.
     s.send_text(&bob_token, &room, "reading").await;
