@@ -11,6 +11,7 @@ use crate::{
         Services,
         client_event::{Viewing, client_event, stripped_event},
         filter,
+        relations::{add_bundles, bundles_from},
         stream::Positions,
         unread::NewEvents,
     },
@@ -75,6 +76,9 @@ impl Services {
         let counts = self
             .unread_counts(room_id, &req.user_id, now.stream, unread_new)
             .await?;
+        // Unlimited, the timeline holds every event after its first, so every relation to one of
+        // its events that exists yet: the bundles need no query.
+        let bundles = (!limited).then(|| bundles_from(&timeline, &timeline, &req.user_id));
         let timeline: Vec<EventRow> = timeline
             .into_iter()
             .filter(|e| filter::matches(&room_filter.timeline, e))
@@ -143,9 +147,15 @@ impl Services {
         {
             return Ok(None);
         }
+        let bundles = match bundles {
+            Some(b) => b,
+            None => self.bundles_for(&timeline, &req.user_id).await?,
+        };
+        let mut events: Vec<Value> = timeline.iter().map(|e| client_event(e, viewing)).collect();
+        add_bundles(&mut events, &timeline, &bundles);
         let mut room = json!({
             "timeline": {
-                "events": timeline.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>(),
+                "events": events,
                 "limited": limited,
                 "prev_batch": Token::at(first).to_string(),
             },
