@@ -48,6 +48,7 @@ pub struct Services {
     pub activity: Arc<activity::Activity>,
     pub typing: Arc<ephemeral::Typing>,
     pub unread: Arc<unread::Unread>,
+    pub lazy_members: Arc<sync::lazy::LazyMembers>,
     pub presence_states: Arc<presence::KnownStates>,
     pub recent: Arc<recent::RecentEvents>,
     /// Group commit of events built in different rooms at once.
@@ -84,6 +85,7 @@ impl Services {
             activity: Arc::new(activity::Activity::new(position)),
             typing: Arc::new(ephemeral::Typing::default()),
             unread: Arc::new(unread::Unread::default()),
+            lazy_members: Arc::new(sync::lazy::LazyMembers::default()),
             presence_states: Arc::new(presence::KnownStates::default()),
             recent: Arc::new(recent::RecentEvents::default()),
             committer,
