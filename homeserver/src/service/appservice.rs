@@ -5,6 +5,7 @@
 //! [`Registrations`] snapshot is swapped atomically so requests never see half a reload.
 
 pub mod batch_send;
+pub mod legacy;
 pub mod query;
 pub mod registration;
 pub mod sender;
@@ -30,6 +31,8 @@ pub struct AppServices {
     pub(crate) user_misses: query::QueryMisses,
     /// Typing changes for the senders of appservices that receive ephemeral events.
     pub(crate) typing: tokio::sync::broadcast::Sender<String>,
+    /// Appservices that answer on the spec's legacy paths.
+    pub(crate) legacy: legacy::LegacyRoutes,
 }
 
 impl AppServices {
@@ -39,6 +42,7 @@ impl AppServices {
             changed: tokio::sync::watch::Sender::new(0),
             user_misses: query::QueryMisses::default(),
             typing: tokio::sync::broadcast::Sender::new(sender::TYPING_BACKLOG),
+            legacy: legacy::LegacyRoutes::default(),
         }
     }
 

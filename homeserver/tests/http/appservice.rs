@@ -176,16 +176,25 @@ async fn ping(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> (StatusCode,
 
 impl Appservice {
     async fn start() -> Self {
+        Self::start_on("/_matrix/app/v1").await
+    }
+
+    /// An appservice that only knows the pre-v1 paths (`/transactions/...`).
+    async fn start_legacy() -> Self {
+        Self::start_on("").await
+    }
+
+    async fn start_on(prefix: &str) -> Self {
         let seen = Arc::new(Seen::default());
         let app = Router::new()
-            .route("/_matrix/app/v1/transactions/{txn}", put(transaction))
+            .route(&format!("{prefix}/transactions/{{txn}}"), put(transaction))
             .route("/_matrix/app/v1/ping", post(ping))
             .route(
-                "/_matrix/app/v1/rooms/{alias}",
+                &format!("{prefix}/rooms/{{alias}}"),
                 axum::routing::get(alias_query),
             )
             .route(
-                "/_matrix/app/v1/users/{user_id}",
+                &format!("{prefix}/users/{{user_id}}"),
                 axum::routing::get(user_query),
             )
             .merge(thirdparty::routes())
@@ -281,7 +290,15 @@ async fn setup(db: Db) -> Setup {
 
 /// [`setup`] with extra keys for the `bridge` registration and extra homeserver config.
 async fn setup_with(db: Db, bridge_extra: &str, config_extra: &str) -> Setup {
-    let appservice = Appservice::start().await;
+    setup_around(db, Appservice::start().await, bridge_extra, config_extra).await
+}
+
+async fn setup_around(
+    db: Db,
+    appservice: Appservice,
+    bridge_extra: &str,
+    config_extra: &str,
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let extra = registrations(dir.path(), &appservice.url, bridge_extra) + config_extra;
     let server = TestServer::with_config(db, &extra).await;
@@ -908,4 +925,34 @@ on_both_backends!(
     queued_transactions_survive_a_restart,
     ping_answers_and_each_error,
     batch_send_appends_in_order_atomically,
+    an_appservice_on_legacy_paths_is_served_there,
 );
+
+async fn an_appservice_on_legacy_paths_is_served_there(db: Db) {
+    let Setup {
+        server: s,
+        appservice,
+        _dir,
+    } = setup_around(db, Appservice::start_legacy().await, "", "").await;
+    let (alice, room) = room_with_ghost(&s).await;
+    s.send_text(&alice, &room, "one").await;
+    s.send_text(&alice, &room, "two").await;
+    assert_eq!(appservice.wait_for_messages(2).await, vec!["one", "two"]);
+    // An unknown user in the namespace is asked about on the legacy path too.
+    let r = s
+        .get(
+            "/_matrix/client/v3/profile/@bridge_unknown:test.local",
+            Some(&alice),
+        )
+        .await;
+    assert!(
+        appservice
+            .seen
+            .queries
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|q| q.contains("bridge_unknown")),
+        "{r:?}"
+    );
+}

@@ -80,11 +80,14 @@ impl Services {
             return Answer::NotProvided;
         };
         let result = self
-            .appservice_http
-            .get(format!("{}{path}", url.trim_end_matches('/')))
-            .bearer_auth(&reg.hs_token)
-            .timeout(QUERY_TIMEOUT)
-            .send()
+            .appservices
+            .legacy
+            .send(reg, url, path, |full| {
+                self.appservice_http
+                    .get(full)
+                    .bearer_auth(&reg.hs_token)
+                    .timeout(QUERY_TIMEOUT)
+            })
             .await;
         match result {
             Ok(r) if r.status().is_success() => {

@@ -25,7 +25,7 @@ use std::{
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
-use super::Registration;
+use super::{Registration, legacy::LegacyRoutes};
 use crate::{
     service::{
         Services,
@@ -126,7 +126,7 @@ async fn deliver_once(
                 },
                 None => break,
             };
-            match put_transaction(client, reg, &txn).await {
+            match put_transaction(client, &services.appservices.legacy, reg, &txn).await {
                 Ok(()) => {
                     store.delete_appservice_txn(&reg.id, txn.txn_id).await?;
                     *backoff = FIRST_BACKOFF;
@@ -465,25 +465,24 @@ async fn room_is_interesting(
 /// One attempt at delivering a transaction; `Err` says why it failed.
 async fn put_transaction(
     client: &reqwest::Client,
+    legacy: &LegacyRoutes,
     reg: &Registration,
     txn: &QueuedTxn,
 ) -> Result<(), String> {
     let Some(url) = &reg.url else {
         return Err("no url".to_owned());
     };
-    let url = format!(
-        "{}/_matrix/app/v1/transactions/{}",
-        url.trim_end_matches('/'),
-        txn.txn_id
-    );
+    let path = format!("/_matrix/app/v1/transactions/{}", txn.txn_id);
     let started = Instant::now();
-    let response = client
-        .put(&url)
-        .bearer_auth(&reg.hs_token)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(txn.body.clone())
-        .timeout(TXN_TIMEOUT)
-        .send()
+    let response = legacy
+        .send(reg, url, &path, |full| {
+            client
+                .put(full)
+                .bearer_auth(&reg.hs_token)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(txn.body.clone())
+                .timeout(TXN_TIMEOUT)
+        })
         .await
         .map_err(|e| format!("request failed: {e}"))?;
     let status = response.status();

@@ -210,12 +210,15 @@ impl Services {
     ) -> Option<Value> {
         let url = reg.url.as_deref()?;
         let result = self
-            .appservice_http
-            .get(format!("{}{path}", url.trim_end_matches('/')))
-            .query(query)
-            .bearer_auth(&reg.hs_token)
-            .timeout(TIMEOUT)
-            .send()
+            .appservices
+            .legacy
+            .send(reg, url, path, |full| {
+                self.appservice_http
+                    .get(full)
+                    .query(query)
+                    .bearer_auth(&reg.hs_token)
+                    .timeout(TIMEOUT)
+            })
             .await;
         let response = match result {
             Ok(r) if r.status().is_success() => r,
