@@ -199,7 +199,7 @@ impl IrcHandler for PuppetHandler {
             "KICK" if conn.is_me(line.param(1)) => {
                 conn.forget(line.param(0));
             }
-            "404" | "442" | "471" | "473" | "474" | "475" | "477" => {
+            "404" | "471" | "473" | "474" | "475" | "477" => {
                 let channel = line.param(1);
                 let why = line.params.last().cloned().unwrap_or_default();
                 let portal = PortalId::channel(&self.net.name, channel);

@@ -468,7 +468,7 @@ impl IrcHandler for RelayHandler {
             "353" => self.on_names(&line),
             "MODE" => self.on_mode(&line),
             // ERR_CANNOTSENDTOCHAN, ERR_NOTONCHANNEL, channel join refusals
-            "404" | "442" | "471" | "473" | "474" | "475" | "477" => {
+            "404" | "471" | "473" | "474" | "475" | "477" => {
                 let channel = line.param(1);
                 let why = line.params.last().cloned().unwrap_or_default();
                 self.channel_job(
