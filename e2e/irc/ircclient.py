@@ -31,7 +31,7 @@ class IrcClient:
         self.nick = nick
         self.timeout = timeout
         self.lines = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.closed = False
         self.thread = threading.Thread(target=self._read, daemon=True)
