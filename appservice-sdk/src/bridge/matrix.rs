@@ -108,8 +108,7 @@ impl Bridge {
         if target == appservice.bot_user_id() && membership == "invite" {
             return self.on_bot_invited(event).await;
         }
-        if membership == "invite" && self.is_own_user(&target) && !self.is_own_user(&event.sender)
-        {
+        if membership == "invite" && self.is_own_user(&target) && !self.is_own_user(&event.sender) {
             return self.on_ghost_invited(event, &target).await;
         }
         if self.is_own_user(&target) {

@@ -21,11 +21,12 @@ use crate::error::Result;
 impl Store {
     /// The value under `key` in `namespace`, if set.
     pub async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT kv_value FROM network_kv WHERE namespace = $1 AND kv_key = $2")
-            .bind(namespace)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT kv_value FROM network_kv WHERE namespace = $1 AND kv_key = $2")
+                .bind(namespace)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|r| r.try_get("kv_value")).transpose()?)
     }
 
@@ -82,14 +83,23 @@ mod tests {
             s.kv_set("nicks", "@a:x", "a_[m]").await.unwrap();
             s.kv_set("nicks", "@b:x", "b[m]").await.unwrap();
             s.kv_set("other", "@a:x", "elsewhere").await.unwrap();
-            assert_eq!(s.kv_get("nicks", "@a:x").await.unwrap().as_deref(), Some("a_[m]"));
+            assert_eq!(
+                s.kv_get("nicks", "@a:x").await.unwrap().as_deref(),
+                Some("a_[m]")
+            );
             assert_eq!(
                 s.kv_list("nicks").await.unwrap(),
-                [("@a:x".to_owned(), "a_[m]".to_owned()), ("@b:x".to_owned(), "b[m]".to_owned())]
+                [
+                    ("@a:x".to_owned(), "a_[m]".to_owned()),
+                    ("@b:x".to_owned(), "b[m]".to_owned())
+                ]
             );
             assert!(s.kv_delete("nicks", "@a:x").await.unwrap());
             assert!(!s.kv_delete("nicks", "@a:x").await.unwrap());
-            assert_eq!(s.kv_get("other", "@a:x").await.unwrap().as_deref(), Some("elsewhere"));
+            assert_eq!(
+                s.kv_get("other", "@a:x").await.unwrap().as_deref(),
+                Some("elsewhere")
+            );
             t.cleanup().await;
         }
     }

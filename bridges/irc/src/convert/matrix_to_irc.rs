@@ -136,11 +136,7 @@ where
                     None => colours.push(false),
                 }
             }
-            ("font" | "span", true) => {
-                if colours.pop() == Some(true) {
-                    out.push('\u{03}');
-                }
-            }
+            ("font" | "span", true) if colours.pop() == Some(true) => out.push('\u{03}'),
             _ => {}
         }
     }

@@ -77,7 +77,7 @@ impl Negotiation {
                         .chunks(400)
                         .map(|c| format!("AUTHENTICATE {}", String::from_utf8_lossy(c)))
                         .collect();
-                    if blob.len() % 400 == 0 {
+                    if blob.len().is_multiple_of(400) {
                         out.push("AUTHENTICATE +".to_owned());
                     }
                     out
