@@ -6,7 +6,9 @@ long-polls /sync (the Rust load generator in bench/loadgen does the client side)
     python3 bench/load.py [--users 20] [--rooms 5] [--messages 2000] [--only causeway|synapse]
 
 Reports sends/s, send latency p50/p99, send-to-sync delivery latency p50/p99, deliveries that
-waited for the 30 s long-poll timeout, and the server's peak resident memory during the run.
+waited for the 30 s long-poll timeout, the server's peak resident memory during the run, and the
+server process's CPU time per message while sending and delivering (PostgreSQL's own processes
+not included). CAUSEWAY_BIN runs another homeserver build (to compare two commits back to back).
 """
 
 import argparse
@@ -36,7 +38,7 @@ def pg_database(collate_c: bool) -> str:
 
 
 def causeway(workdir: Path, port: int, backend: str):
-    binary = ROOT / "target" / "release" / "homeserver"
+    binary = os.environ.get("CAUSEWAY_BIN", ROOT / "target" / "release" / "homeserver")
     if backend == "postgres":
         db = f"{{name: psycopg2, args: {{user: postgres, host: 127.0.0.1, port: 5432, database: {pg_database(False)}, cp_max: 20}}}}"
     else:
@@ -109,7 +111,7 @@ def run(name: str, launcher, backend: str, args) -> dict:
         sampler.start()
         out = subprocess.run(
             [str(ROOT / "target" / "release" / "loadgen"), "--url", base, "--users", str(args.users),
-             "--rooms", str(args.rooms), "--messages", str(args.messages)],
+             "--rooms", str(args.rooms), "--messages", str(args.messages), "--server-pid", str(process.pid)],
             capture_output=True, text=True, timeout=900,
         )
         stop.set()
@@ -143,12 +145,14 @@ def main() -> None:
             if args.only in (None, name):
                 results.append(run(name, launcher, backend, args))
     print(f"\n{args.users} users in {args.rooms} rooms sending {args.messages} messages while all long-poll /sync\n")
-    print("| server | database | sends/s | send p50 | send p99 | delivery p50 | delivery p99 | waited for timeout | peak RSS |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| server | database | sends/s | send p50 | send p99 | delivery p50 | delivery p99 | waited for timeout | peak RSS | server CPU per message |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
+        cpu = r.get("server_cpu_ms_per_message")
         print(f"| {r['server']} | {r['backend']} | {r['sends_per_s']:.0f} | {r['send_p50_ms']:.1f} ms | {r['send_p99_ms']:.1f} ms | "
               f"{r['delivery_p50_ms']:.1f} ms | {r['delivery_p99_ms']:.1f} ms | "
-              f"{r['deliveries_that_waited_for_the_long_poll_timeout']} | {r['peak_rss_mb']:.1f} MB |")
+              f"{r['deliveries_that_waited_for_the_long_poll_timeout']} | {r['peak_rss_mb']:.1f} MB | "
+              f"{'-' if cpu is None else f'{cpu:.2f} ms'} |")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ media_store_path: "{workdir}/media"
 enable_registration: true
 enable_registration_without_verification: true
 registration_shared_secret: "{SHARED_SECRET}"
+rc_message: {{per_second: 1000, burst_count: 1000}}
 rc_login: {{per_second: 100, burst_count: 100}}
 rc_registration: {{per_second: 100, burst_count: 100}}
 {extra_config}

@@ -69,6 +69,12 @@ async fn wait_for(a: &Arrivals, n: usize) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `RUST_LOG=homeserver=info` shows, for one, how a batch send splits into build and persist.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
     let db = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "sqlite".to_owned());

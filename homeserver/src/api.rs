@@ -39,9 +39,30 @@ pub fn router(services: Services) -> Router {
             }
             .with_status(http::StatusCode::METHOD_NOT_ALLOWED)
         })
+        .layer(axum::middleware::from_fn(run_writes_to_completion))
         .layer(cors)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(services)
+}
+
+/// Requests that change something run on their own task, so a client that hangs up halfway
+/// cannot cancel them between a database commit and the in-memory state that follows it (an
+/// event committed but missing from its room's state would break the room). Reads may be
+/// dropped freely.
+async fn run_writes_to_completion(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    match tokio::spawn(next.run(req)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler panicked");
+            axum::response::IntoResponse::into_response(Error::internal("request handler failed"))
+        }
+    }
 }
 
 /// Adds a handler for a ruma endpoint on every path the spec has given it.

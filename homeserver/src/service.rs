@@ -15,6 +15,7 @@ pub mod pdu;
 pub mod presence;
 pub mod profile;
 pub mod ratelimit;
+pub mod recent;
 pub mod relations;
 pub mod rooms;
 pub mod secrets;
@@ -22,6 +23,7 @@ pub mod shared_secret;
 pub mod stream;
 pub mod sync;
 pub mod uiaa;
+pub mod unread;
 
 use std::sync::Arc;
 
@@ -45,6 +47,10 @@ pub struct Services {
     pub stream: Arc<stream::Stream>,
     pub activity: Arc<activity::Activity>,
     pub typing: Arc<ephemeral::Typing>,
+    pub unread: Arc<unread::Unread>,
+    pub recent: Arc<recent::RecentEvents>,
+    /// Group commit of events built in different rooms at once.
+    pub committer: Arc<rooms::commit::Committer>,
     pub media: Arc<media::Media>,
     /// Application service registrations (reloaded on SIGHUP).
     pub appservices: Arc<appservice::AppServices>,
@@ -64,6 +70,7 @@ impl Services {
         let appservice_http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()?;
+        let committer = Arc::new(rooms::commit::Committer::spawn(store.clone()));
         let services = Self {
             config: Arc::new(config),
             store,
@@ -75,6 +82,9 @@ impl Services {
             stream,
             activity: Arc::new(activity::Activity::new(position)),
             typing: Arc::new(ephemeral::Typing::default()),
+            unread: Arc::new(unread::Unread::default()),
+            recent: Arc::new(recent::RecentEvents::default()),
+            committer,
             media,
             appservices: Arc::new(appservice::AppServices::new(registrations)),
             appservice_http,

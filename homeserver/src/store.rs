@@ -8,6 +8,7 @@ mod account_data;
 mod appservice;
 mod devices;
 mod directory;
+mod event_chain;
 mod events;
 mod filters;
 mod media;
@@ -57,6 +58,8 @@ pub enum StoreError {
     Migrate(String),
     #[error("the row already exists")]
     Conflict,
+    #[error("the database writer has stopped")]
+    Closed,
 }
 
 impl StoreError {
@@ -75,6 +78,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     writer: AnyPool,
     reader: AnyPool,
+    tokens: std::sync::Arc<tokens::TokenCache>,
 }
 
 impl Store {
@@ -96,7 +100,11 @@ impl Store {
                     .execute(&writer)
                     .await?;
                 let reader = sqlite_pool(&url, 8).await?;
-                Self { writer, reader }
+                Self {
+                    writer,
+                    reader,
+                    tokens: Default::default(),
+                }
             }
             Backend::Postgres {
                 url,
@@ -110,6 +118,7 @@ impl Store {
                 Self {
                     writer: pool.clone(),
                     reader: pool,
+                    tokens: Default::default(),
                 }
             }
         };

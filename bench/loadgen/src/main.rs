@@ -34,6 +34,22 @@ struct Args {
     /// Long-poll timeout of the syncing clients, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     sync_timeout_ms: u64,
+    /// Process id of the server on this machine: reports the CPU time it spent per message
+    /// while messages were sent and delivered (a figure that other load on the machine does
+    /// not distort the way wall-clock rates are).
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+/// User plus system CPU time of a process, in milliseconds (Linux `/proc/<pid>/stat`).
+fn cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // The kernel reports clock ticks; USER_HZ is 100 on every Linux platform we run on.
+    Some((utime + stime) * 10.0)
 }
 
 struct User {
@@ -186,6 +202,7 @@ async fn main() -> anyhow::Result<()> {
         members.len()
     );
     let send_start = Instant::now();
+    let cpu_start = args.server_pid.and_then(cpu_ms);
     let mut senders = Vec::new();
     for (i, m) in members.iter().enumerate() {
         let count = (0..args.messages).filter(|k| k % n == i).count();
@@ -230,6 +247,10 @@ async fn main() -> anyhow::Result<()> {
     {
         bail!("not every message was delivered within {deadline:?}");
     }
+    let server_cpu_ms_per_message = match (args.server_pid.and_then(cpu_ms), cpu_start) {
+        (Some(end), Some(start)) => Some((end - start) / args.messages as f64),
+        _ => None,
+    };
     let stats = stats.lock().unwrap();
     let mut send = stats.send_ms.clone();
     let mut delivery = stats.delivery_ms.clone();
@@ -248,6 +269,7 @@ async fn main() -> anyhow::Result<()> {
         "delivery_p99_ms": percentile(&mut delivery, 99.0),
         "delivery_max_ms": delivery.iter().cloned().fold(0.0, f64::max),
         "deliveries_that_waited_for_the_long_poll_timeout": waited_for_timeout,
+        "server_cpu_ms_per_message": server_cpu_ms_per_message,
     });
     println!("{summary}");
     Ok(())

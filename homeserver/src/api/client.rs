@@ -20,6 +20,7 @@ mod room;
 mod session;
 mod state;
 mod sync;
+mod thirdparty;
 mod uiaa;
 
 use axum::Router;
@@ -48,4 +49,5 @@ pub(crate) fn router() -> Router<Services> {
         .merge(directory::router())
         .merge(media::router())
         .merge(appservice::router())
+        .merge(thirdparty::router())
 }

@@ -15,10 +15,8 @@ impl Services {
         self.store
             .set_account_data(user_id, room_id, data_type, content, reservation.position)
             .await?;
-        self.activity.user_changed(user_id, reservation.position);
-        if !room_id.is_empty() {
-            self.activity.room_changed(room_id, reservation.position);
-        }
+        self.activity
+            .account_data_changed(user_id, room_id, reservation.position);
         Ok(())
     }
 }

@@ -5,8 +5,10 @@
 //! [`Registrations`] snapshot is swapped atomically so requests never see half a reload.
 
 pub mod batch_send;
+pub mod query;
 pub mod registration;
 pub mod sender;
+pub mod thirdparty;
 
 use std::sync::{Arc, RwLock};
 
@@ -20,11 +22,14 @@ use crate::{
 };
 
 /// The registrations currently in force, swapped whole on reload.
-#[derive(Default)]
 pub struct AppServices {
     current: RwLock<Arc<Vec<Registration>>>,
     /// Wakes the senders when the set of registrations changes.
     changed: tokio::sync::watch::Sender<u64>,
+    /// User queries recently answered "no such user".
+    pub(crate) user_misses: query::QueryMisses,
+    /// Typing changes for the senders of appservices that receive ephemeral events.
+    pub(crate) typing: tokio::sync::broadcast::Sender<String>,
 }
 
 impl AppServices {
@@ -32,6 +37,8 @@ impl AppServices {
         Self {
             current: RwLock::new(Arc::new(registrations)),
             changed: tokio::sync::watch::Sender::new(0),
+            user_misses: query::QueryMisses::default(),
+            typing: tokio::sync::broadcast::Sender::new(sender::TYPING_BACKLOG),
         }
     }
 
@@ -81,7 +88,17 @@ impl AppServices {
             }
         }
         *self.current.write().expect("appservice lock poisoned") = Arc::new(registrations);
+        self.user_misses.clear();
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Tells the senders of appservices that receive ephemeral data that typing changed in a
+    /// room (typing is memory-only, so it does not ride the stream).
+    pub(crate) fn typing_changed(&self, room_id: &str) {
+        if self.typing.receiver_count() > 0 {
+            // An error only means every receiver went away meanwhile.
+            let _ = self.typing.send(room_id.to_owned());
+        }
     }
 
     pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -163,6 +180,33 @@ impl Services {
 }
 
 impl Services {
+    /// Whether the caller may create `alias` (`PUT /directory/room`, `createRoom`'s
+    /// `room_alias_name`): nobody may take an alias another appservice holds exclusively, and an
+    /// appservice (or a user it masquerades as) may create aliases only inside its own alias
+    /// namespaces. Both are `M_EXCLUSIVE`, as the spec says.
+    pub fn check_alias_creatable(&self, alias: &str, caller: Option<&str>) -> Result<()> {
+        self.check_alias_not_exclusive(alias, caller)?;
+        if let Some(as_id) = caller
+            && !self
+                .appservices
+                .get(as_id)
+                .is_some_and(|r| r.is_alias_ours(alias))
+        {
+            tracing::info!(
+                alias,
+                appservice = as_id,
+                "refused: alias outside the appservice's namespaces"
+            );
+            return Err(Error::new(
+                ErrorKind::Exclusive,
+                "This alias is outside the application service's namespaces.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Services {
     /// Applies `?user_id=` and `?device_id=` to an appservice's request: the user must be in its
     /// namespaces (or be its sender) and registered here; the device must be that user's.
     pub async fn masquerade(
@@ -191,10 +235,27 @@ impl Services {
                         "Application service cannot masquerade as this user.",
                     ));
                 }
-                if user_id != reg.sender(server) && !self.store.user_exists(user_id).await? {
-                    return Err(Error::forbidden(
-                        "Application service has not registered this user.",
-                    ));
+                if user_id != reg.sender(server) {
+                    match self.store.user(user_id).await? {
+                        None => {
+                            return Err(Error::forbidden(
+                                "Application service has not registered this user.",
+                            ));
+                        }
+                        // A deactivated account acts no more, whoever holds the token.
+                        Some(u) if u.deactivated => {
+                            tracing::info!(
+                                appservice = as_id,
+                                user_id,
+                                "refused masquerade as a deactivated user"
+                            );
+                            return Err(Error::new(
+                                ErrorKind::UserDeactivated,
+                                "This user has been deactivated.",
+                            ));
+                        }
+                        Some(_) => {}
+                    }
                 }
                 user_id.to_owned()
             }
@@ -369,90 +430,6 @@ impl Services {
             "ping answered"
         );
         Ok(elapsed)
-    }
-}
-
-/// How long an alias query may wait for the appservice.
-const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-impl Services {
-    /// An unknown alias in an appservice's namespace: `GET {url}/_matrix/app/v1/rooms/{alias}`
-    /// lets it create the room on demand. `true` when an appservice answered 2xx (it says it made
-    /// the alias); the caller looks the alias up again.
-    pub async fn query_appservices_for_alias(&self, alias: &str) -> bool {
-        for reg in self.appservices.all().iter() {
-            let Some(url) = &reg.url else { continue };
-            if !reg.is_alias_ours(alias) {
-                continue;
-            }
-            let encoded: String = url::form_urlencoded::byte_serialize(alias.as_bytes()).collect();
-            let result = self
-                .appservice_http
-                .get(format!(
-                    "{}/_matrix/app/v1/rooms/{encoded}",
-                    url.trim_end_matches('/')
-                ))
-                .bearer_auth(&reg.hs_token)
-                .timeout(QUERY_TIMEOUT)
-                .send()
-                .await;
-            match result {
-                Ok(r) if r.status().is_success() => {
-                    tracing::info!(appservice = reg.id, alias, "appservice provided the alias");
-                    return true;
-                }
-                Ok(r) => {
-                    tracing::debug!(appservice = reg.id, alias, status = %r.status(), "alias query: not provided")
-                }
-                Err(e) => {
-                    tracing::warn!(appservice = reg.id, alias, error = %e, "alias query failed")
-                }
-            }
-        }
-        false
-    }
-}
-
-impl Services {
-    /// A local user in an appservice's namespace that does not exist yet: `GET
-    /// {url}/_matrix/app/v1/users/{userId}` lets the appservice register it before it is touched
-    /// (invited, for now). Errors only from the database; the appservice's answer is advisory.
-    pub async fn ensure_appservice_user(&self, user_id: &str) -> Result<()> {
-        let server = &self.config.server_name;
-        if !user_id.ends_with(&format!(":{server}")) || self.store.user_exists(user_id).await? {
-            return Ok(());
-        }
-        for reg in self.appservices.all().iter() {
-            let Some(url) = &reg.url else { continue };
-            if !reg.namespaces.users.iter().any(|n| n.is_match(user_id)) {
-                continue;
-            }
-            let encoded: String =
-                url::form_urlencoded::byte_serialize(user_id.as_bytes()).collect();
-            let result = self
-                .appservice_http
-                .get(format!(
-                    "{}/_matrix/app/v1/users/{encoded}",
-                    url.trim_end_matches('/')
-                ))
-                .bearer_auth(&reg.hs_token)
-                .timeout(QUERY_TIMEOUT)
-                .send()
-                .await;
-            match result {
-                Ok(r) if r.status().is_success() => {
-                    tracing::info!(appservice = reg.id, user_id, "appservice provided the user");
-                    return Ok(());
-                }
-                Ok(r) => {
-                    tracing::debug!(appservice = reg.id, user_id, status = %r.status(), "user query: not provided")
-                }
-                Err(e) => {
-                    tracing::warn!(appservice = reg.id, user_id, error = %e, "user query failed")
-                }
-            }
-        }
-        Ok(())
     }
 }
 

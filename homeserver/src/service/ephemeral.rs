@@ -76,6 +76,7 @@ impl Services {
         let until = typing
             .then(|| Instant::now() + timeout.unwrap_or(Duration::from_secs(30)).min(MAX_TYPING));
         self.typing.set(room_id, user_id, until);
+        self.appservices.typing_changed(room_id);
         let serial = self.stream.bump_ephemeral();
         self.activity.typing_changed(room_id, serial);
         if let Some(until) = until {
@@ -84,6 +85,7 @@ impl Services {
             let room_id = room_id.to_owned();
             tokio::spawn(async move {
                 tokio::time::sleep_until(until.into()).await;
+                services.appservices.typing_changed(&room_id);
                 let serial = services.stream.bump_ephemeral();
                 services.activity.typing_changed(&room_id, serial);
             });
@@ -128,7 +130,8 @@ impl Services {
                 stream_ordering: reservation.position,
             })
             .await?;
-        self.activity.room_changed(room_id, reservation.position);
+        self.activity.receipt_changed(room_id, reservation.position);
+        self.unread.forget(room_id, user_id);
         Ok(())
     }
 }

@@ -39,10 +39,9 @@ impl Services {
                 stream_ordering: reservation.position,
             })
             .await?;
-        self.activity.user_changed(user_id, reservation.position);
-        for room in self.user_room_set(user_id).await?.iter() {
-            self.activity.room_changed(room, reservation.position);
-        }
+        let rooms = self.user_rooms(user_id).await?;
+        self.activity
+            .presence_changed(user_id, &rooms.rooms, reservation.position);
         Ok(())
     }
 
@@ -91,12 +90,15 @@ impl Services {
         if !self.config.presence.enabled {
             return Ok(Vec::new());
         }
+        if since.is_some_and(|s| !self.activity.presence_may_have_changed(s)) {
+            return Ok(Vec::new());
+        }
         let rows = self.store.presence_since(since.unwrap_or(0), upto).await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
         let mut visible: HashSet<String> = HashSet::from([user_id.to_owned()]);
-        for room in self.user_room_set(user_id).await?.iter() {
+        for room in self.user_rooms(user_id).await?.rooms.iter() {
             if let Some(handle) = self.rooms.get(&self.store, room).await? {
                 visible.extend(handle.lock().await.joined_members());
             }
@@ -104,13 +106,17 @@ impl Services {
         Ok(rows
             .into_iter()
             .filter(|p| visible.contains(&p.user_id))
-            .map(|p| {
-                let mut content = json!({"presence": p.state, "last_active_ago": (now_ms() - p.last_active_ts).max(0)});
-                if let Some(msg) = p.status_msg {
-                    content["status_msg"] = json!(msg);
-                }
-                json!({"type": "m.presence", "sender": p.user_id, "content": content})
-            })
+            .map(|p| presence_event(&p))
             .collect())
     }
+}
+
+/// An `m.presence` event as `/sync` and appservice transactions carry it.
+pub(crate) fn presence_event(p: &PresenceRow) -> Value {
+    let mut content =
+        json!({"presence": p.state, "last_active_ago": (now_ms() - p.last_active_ts).max(0)});
+    if let Some(msg) = &p.status_msg {
+        content["status_msg"] = json!(msg);
+    }
+    json!({"type": "m.presence", "sender": p.user_id, "content": content})
 }

@@ -100,6 +100,22 @@ impl Limiters {
     }
 }
 
+impl crate::service::Services {
+    /// `rc_message`: one token per event a client sends (`send`, `state`, `redact`), per user, as
+    /// Synapse counts. An appservice registered with `rate_limited: false` is exempt, and so is
+    /// every user it masquerades as with its `as_token`.
+    pub fn check_message_rate(&self, who: &crate::service::accounts::Requester) -> Result<()> {
+        if let Some(as_id) = &who.appservice
+            && self.appservices.get(as_id).is_some_and(|r| !r.rate_limited)
+        {
+            return Ok(());
+        }
+        self.limits
+            .check(Action::Message, &who.user_id)
+            .inspect_err(|_| tracing::info!(user_id = who.user_id, "rc_message limit hit"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! persisting local events.
 
 pub(crate) mod build;
+pub mod commit;
 pub mod create;
 pub mod membership;
 mod redact;

@@ -3,7 +3,7 @@
 mod room;
 
 use std::{
-    collections::HashSet,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     error::{Error, Result},
-    service::{Services, stream::Positions},
+    service::{Services, activity::UserRooms, stream::Positions},
 };
 
 /// A `/sync` or pagination token: `s<stream>_<ephemeral>`. It names the point just after stream
@@ -94,7 +94,7 @@ impl Services {
                 }
             }
             // Wait for a change this user can see, or the deadline.
-            let rooms = self.user_room_set(&req.user_id).await?;
+            let rooms = self.user_rooms(&req.user_id).await?;
             let since = req.since.unwrap_or_default();
             loop {
                 let remaining = deadline.saturating_duration_since(Instant::now());
@@ -108,32 +108,39 @@ impl Services {
                     Ok(Err(_)) => return Err(Error::internal("stream closed")),
                     Err(_) => continue,
                 }
-                if self
-                    .activity
-                    .changed_since(&req.user_id, &rooms, since.stream, since.ephemeral)
-                {
+                if self.activity.changed_since(
+                    &req.user_id,
+                    &rooms.rooms,
+                    since.stream,
+                    since.ephemeral,
+                ) {
                     break;
                 }
             }
         }
     }
 
-    /// Rooms the user has any membership in, cached for wake-up checks.
-    pub(crate) async fn user_room_set(
-        &self,
-        user_id: &str,
-    ) -> Result<std::sync::Arc<HashSet<String>>> {
-        if let Some(rooms) = self.activity.user_rooms(user_id) {
+    /// The user's latest membership in each room and the rooms they forgot, cached until one
+    /// of them changes.
+    pub(crate) async fn user_rooms(&self, user_id: &str) -> Result<Arc<UserRooms>> {
+        let (cached, generation) = self.activity.user_rooms(user_id);
+        if let Some(rooms) = cached {
             return Ok(rooms);
         }
-        let rooms = self
+        let memberships = self.store.memberships_of_user(user_id).await?;
+        let forgotten = self
             .store
-            .memberships_of_user(user_id)
+            .forgotten_rooms(user_id)
             .await?
             .into_iter()
-            .map(|m| m.room_id)
             .collect();
-        Ok(self.activity.set_user_rooms(user_id, rooms))
+        let rooms = memberships.iter().map(|m| m.room_id.clone()).collect();
+        let loaded = UserRooms {
+            memberships,
+            forgotten,
+            rooms,
+        };
+        Ok(self.activity.set_user_rooms(user_id, loaded, generation))
     }
 
     /// One pass: everything between `since` and `now`. Returns the body and whether it carries
@@ -144,15 +151,10 @@ impl Services {
         let mut invite = Map::new();
         let mut knock = Map::new();
         let mut leave = Map::new();
-        let forgotten: HashSet<String> = self
-            .store
-            .forgotten_rooms(&req.user_id)
-            .await?
-            .into_iter()
-            .collect();
-        let memberships = self.store.memberships_of_user(&req.user_id).await?;
+        let user_rooms = self.user_rooms(&req.user_id).await?;
+        let forgotten = &user_rooms.forgotten;
         let room_filter = &req.filter.room;
-        for m in memberships {
+        for m in &user_rooms.memberships {
             if room_filter
                 .not_rooms
                 .iter()
@@ -168,7 +170,7 @@ impl Services {
                 && m.stream_ordering <= now.stream;
             match m.membership.as_str() {
                 "join" => {
-                    if let Some(room) = self.sync_joined_room(req, &m, now).await? {
+                    if let Some(room) = self.sync_joined_room(req, m, now).await? {
                         join.insert(m.room_id.clone(), room);
                     }
                 }
@@ -185,7 +187,7 @@ impl Services {
                         room_filter.include_leave
                     };
                     if wanted {
-                        leave.insert(m.room_id.clone(), self.sync_left_room(req, &m).await?);
+                        leave.insert(m.room_id.clone(), self.sync_left_room(req, m).await?);
                     }
                 }
                 _ => {}
@@ -225,6 +227,9 @@ impl Services {
         after: i64,
         upto: i64,
     ) -> Result<Vec<Value>> {
+        if !self.activity.account_data_may_have_changed(user_id, after) {
+            return Ok(Vec::new());
+        }
         let rows = self.store.account_data_since(user_id, after).await?;
         Ok(rows
             .into_iter()

@@ -79,6 +79,7 @@ impl Store {
             }
         }
         tx.commit().await?;
+        self.tokens.invalidate();
         Ok(())
     }
 }

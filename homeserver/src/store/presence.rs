@@ -48,6 +48,26 @@ impl Store {
         r.as_ref().map(row).transpose()
     }
 
+    /// Presence rows changed in `(after, upto]`, in stream order, at most `limit` (for appservice
+    /// transactions).
+    pub async fn presence_in_range(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<PresenceRow>> {
+        let rows = sqlx::query(
+            "SELECT user_id, state, status_msg, last_active_ts, stream_ordering FROM presence \
+             WHERE stream_ordering > $1 AND stream_ordering <= $2 ORDER BY stream_ordering LIMIT $3",
+        )
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(row).collect()
+    }
+
     /// Presence rows changed in `(after, upto]`.
     pub async fn presence_since(&self, after: i64, upto: i64) -> Result<Vec<PresenceRow>> {
         let rows = sqlx::query(

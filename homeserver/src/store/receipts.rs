@@ -51,19 +51,27 @@ impl Store {
         .bind(upto)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ReceiptRow {
-                    room_id: r.try_get(0)?,
-                    receipt_type: r.try_get(1)?,
-                    user_id: r.try_get(2)?,
-                    thread_id: r.try_get(3)?,
-                    event_id: r.try_get(4)?,
-                    ts: r.try_get(5)?,
-                    stream_ordering: r.try_get(6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(receipt_row).collect()
+    }
+
+    /// Receipts in every room that changed in `(after, upto]`, in stream order, at most `limit`
+    /// (for appservice transactions).
+    pub async fn receipts_in_range(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<ReceiptRow>> {
+        let rows = sqlx::query(
+            "SELECT room_id, receipt_type, user_id, thread_id, event_id, ts, stream_ordering FROM receipts \
+             WHERE stream_ordering > $1 AND stream_ordering <= $2 ORDER BY stream_ordering LIMIT $3",
+        )
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(receipt_row).collect()
     }
 
     /// Stream position of the event a user's latest read receipt (public or private) points at.
@@ -138,6 +146,18 @@ impl Store {
             .await?;
         Ok(row.try_get(0)?)
     }
+}
+
+fn receipt_row(r: &sqlx::any::AnyRow) -> Result<ReceiptRow> {
+    Ok(ReceiptRow {
+        room_id: r.try_get(0)?,
+        receipt_type: r.try_get(1)?,
+        user_id: r.try_get(2)?,
+        thread_id: r.try_get(3)?,
+        event_id: r.try_get(4)?,
+        ts: r.try_get(5)?,
+        stream_ordering: r.try_get(6)?,
+    })
 }
 
 /// A SQL list of event types known at compile time (never user input).

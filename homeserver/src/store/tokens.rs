@@ -1,8 +1,52 @@
 //! Tables `access_tokens` and `refresh_tokens`. Only hashes of tokens are stored.
 
+use std::{collections::HashMap, sync::Mutex};
+
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Result, Store, StoreError};
+
+/// Most access tokens remembered in memory; past it the cache starts over.
+const TOKEN_CACHE_CAPACITY: usize = 100_000;
+
+/// Access tokens already looked up, so an authenticated request costs no query. Every write that
+/// removes or replaces tokens empties it; a lookup that raced with such a write is not cached
+/// (the generation tells), so a logged-out token is never answered from here.
+#[derive(Debug, Default)]
+pub(super) struct TokenCache {
+    inner: Mutex<TokenCacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct TokenCacheInner {
+    generation: u64,
+    rows: HashMap<String, TokenRow>,
+}
+
+impl TokenCache {
+    fn get(&self, token_hash: &str) -> (Option<TokenRow>, u64) {
+        let inner = self.inner.lock().expect("token cache poisoned");
+        (inner.rows.get(token_hash).cloned(), inner.generation)
+    }
+
+    fn insert(&self, token_hash: &str, row: &TokenRow, generation: u64) {
+        let mut inner = self.inner.lock().expect("token cache poisoned");
+        if inner.generation != generation {
+            return;
+        }
+        if inner.rows.len() >= TOKEN_CACHE_CAPACITY {
+            inner.rows.clear();
+        }
+        inner.rows.insert(token_hash.to_owned(), row.clone());
+    }
+
+    /// Forgets every token; called after any write that removes tokens.
+    pub(super) fn invalidate(&self) {
+        let mut inner = self.inner.lock().expect("token cache poisoned");
+        inner.generation += 1;
+        inner.rows.clear();
+    }
+}
 
 /// Who an access token belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,24 +120,34 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.tokens.invalidate();
         Ok(())
     }
 
     pub async fn access_token(&self, token_hash: &str) -> Result<Option<TokenRow>> {
+        let (cached, generation) = self.tokens.get(token_hash);
+        if cached.is_some() {
+            return Ok(cached);
+        }
         let row = sqlx::query(
             "SELECT user_id, device_id, expires_ts FROM access_tokens WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|r| {
-            Ok(TokenRow {
-                user_id: r.try_get(0)?,
-                device_id: r.try_get(1)?,
-                expires_ts: r.try_get(2)?,
+        let row = row
+            .map(|r| {
+                Ok::<_, StoreError>(TokenRow {
+                    user_id: r.try_get(0)?,
+                    device_id: r.try_get(1)?,
+                    expires_ts: r.try_get(2)?,
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        if let Some(row) = &row {
+            self.tokens.insert(token_hash, row, generation);
+        }
+        Ok(row)
     }
 
     /// Swaps a refresh token for new tokens. Returns the owner, or `None` when the refresh token
@@ -135,6 +189,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.tokens.invalidate();
         Ok(Some((user_id, device_id)))
     }
 
@@ -157,6 +212,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.tokens.invalidate();
         Ok(())
     }
 }

@@ -134,6 +134,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.tokens.invalidate();
         Ok(())
     }
 }

@@ -21,6 +21,10 @@ use serde_json::{Value, json};
 
 use crate::support::{Db, TestServer, assert_error};
 
+mod client;
+mod ephemeral;
+mod thirdparty;
+
 const AS_TOKEN: &str = "as-token-bridge";
 const HS_TOKEN: &str = "hs-token-bridge";
 
@@ -39,6 +43,21 @@ struct Seen {
     homeserver: std::sync::OnceLock<Router>,
     /// User ids and aliases it was asked about.
     queries: Mutex<Vec<String>>,
+    /// `(txn id, ephemeral)` per delivery answered 200, and the body's top-level keys.
+    ephemeral: Mutex<Vec<(String, Vec<Value>)>>,
+    body_keys: Mutex<HashSet<String>>,
+    /// Its `hs_token`, when not [`HS_TOKEN`].
+    hs_token: std::sync::OnceLock<String>,
+    /// Third-party lookups it was asked, as `path?query`.
+    thirdparty: Mutex<Vec<String>>,
+    /// Seconds third-party lookups sleep before answering.
+    thirdparty_delay: AtomicU16,
+}
+
+impl Seen {
+    fn hs_token(&self) -> &str {
+        self.hs_token.get().map(String::as_str).unwrap_or(HS_TOKEN)
+    }
 }
 
 /// `GET /_matrix/app/v1/users/{userId}`: `@bridge_auto_*` users are registered on demand.
@@ -108,7 +127,7 @@ async fn transaction(
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
     if headers.get("authorization").and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {HS_TOKEN}"))
+        != Some(&format!("Bearer {}", seen.hs_token()))
     {
         return (
             StatusCode::FORBIDDEN,
@@ -124,6 +143,14 @@ async fn transaction(
         );
     }
     let events = body["events"].as_array().cloned().unwrap_or_default();
+    let ephemeral = body["ephemeral"].as_array().cloned().unwrap_or_default();
+    if let Some(keys) = body.as_object() {
+        seen.body_keys.lock().unwrap().extend(keys.keys().cloned());
+    }
+    seen.ephemeral
+        .lock()
+        .unwrap()
+        .push((txn.clone(), ephemeral));
     seen.txns.lock().unwrap().push((txn, events));
     (StatusCode::OK, Json(json!({})))
 }
@@ -161,6 +188,7 @@ impl Appservice {
                 "/_matrix/app/v1/users/{user_id}",
                 axum::routing::get(user_query),
             )
+            .merge(thirdparty::routes())
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -209,14 +237,16 @@ impl Appservice {
 }
 
 /// Writes the registration files into `dir` and returns the config lines naming them: `bridge`
-/// (url = the test appservice), `nourl` (url: null) and `closed` (a port nothing listens on).
-fn registrations(dir: &std::path::Path, url: &str) -> String {
+/// (url = the test appservice, plus `bridge_extra` keys), `nourl` (url: null, holding `#nourl_*`
+/// exclusively) and `closed` (a port nothing listens on).
+fn registrations(dir: &std::path::Path, url: &str, bridge_extra: &str) -> String {
     let bridge = format!(
         "id: bridge\nurl: {url}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: bridgebot\n\
          rate_limited: false\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@bridge_.*:test\\.local'\n\
-         \x20 aliases:\n    - exclusive: true\n      regex: '#bridge_.*:test\\.local'\n  rooms: []\n"
+         \x20 aliases:\n    - exclusive: true\n      regex: '#bridge_.*:test\\.local'\n  rooms: []\n{bridge_extra}"
     );
-    let nourl = "id: nourl\nurl: null\nas_token: as-nourl\nhs_token: hs-nourl\nsender_localpart: nourlbot\n";
+    let nourl = "id: nourl\nurl: null\nas_token: as-nourl\nhs_token: hs-nourl\nsender_localpart: nourlbot\n\
+        namespaces:\n  aliases:\n    - exclusive: true\n      regex: '#nourl_.*:test\\.local'\n";
     // A port that was free a moment ago: connection refused.
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -246,9 +276,14 @@ struct Setup {
 }
 
 async fn setup(db: Db) -> Setup {
+    setup_with(db, "", "").await
+}
+
+/// [`setup`] with extra keys for the `bridge` registration and extra homeserver config.
+async fn setup_with(db: Db, bridge_extra: &str, config_extra: &str) -> Setup {
     let appservice = Appservice::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let extra = registrations(dir.path(), &appservice.url);
+    let extra = registrations(dir.path(), &appservice.url, bridge_extra) + config_extra;
     let server = TestServer::with_config(db, &extra).await;
     let _ = appservice.seen.homeserver.set(server.app.clone());
     Setup {
@@ -651,6 +686,48 @@ async fn batch_send_appends_in_order_atomically(db: Db) {
         .collect();
     let expected: Vec<String> = (0..500).map(|i| format!("h{i}")).collect();
     assert_eq!(bodies, expected);
+    // State in a batch: the last event per key is the room's state, member events included.
+    let pl_path = format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/");
+    let mut pl = s.get(&pl_path, Some(&alice)).await.1;
+    pl["users"]["@bridge_ghost:test.local"] = json!(50);
+    let r = s.put(&pl_path, Some(&alice), pl).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let state_batch = json!({"events": [
+        {"type": "m.room.topic", "sender": "@bridge_ghost:test.local", "state_key": "", "content": {"topic": "first"}, "origin_server_ts": 5},
+        {"type": "m.room.member", "sender": "@bridge_ghost:test.local", "state_key": "@bridge_ghost:test.local",
+         "content": {"membership": "join", "displayname": "Ghost"}, "origin_server_ts": 6},
+        {"type": "m.room.topic", "sender": "@bridge_ghost:test.local", "state_key": "", "content": {"topic": "second"}, "origin_server_ts": 7},
+        {"type": "m.room.message", "sender": "@bridge_ghost:test.local", "content": {"body": "h500"}, "origin_server_ts": 8},
+    ]});
+    let r = s.post(&path, Some(AS_TOKEN), state_batch).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let topic = s
+        .get(
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.topic/"),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(topic.1["topic"], "second", "{}", topic.1);
+    let member = s
+        .get(
+            &format!(
+                "/_matrix/client/v3/rooms/{room}/state/m.room.member/@bridge_ghost:test.local"
+            ),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(member.1["displayname"], "Ghost", "{}", member.1);
+    let members = s
+        .get(
+            &format!("/_matrix/client/v3/rooms/{room}/joined_members"),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(
+        members.1["joined"]["@bridge_ghost:test.local"]["display_name"], "Ghost",
+        "{}",
+        members.1
+    );
     // A sender outside the namespace, or not joined, fails the whole batch.
     let bad = json!({"events": [
         {"type": "m.room.message", "sender": "@bridge_ghost:test.local", "content": {"body": "x"}, "origin_server_ts": 1},
@@ -678,7 +755,7 @@ async fn batch_send_appends_in_order_atomically(db: Db) {
         )
         .await;
     assert_eq!(
-        m.1["chunk"][0]["content"]["body"], "h499",
+        m.1["chunk"][0]["content"]["body"], "h500",
         "nothing of a failed batch landed"
     );
     // The room still works after a batch: a normal send builds on it.

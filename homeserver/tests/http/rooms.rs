@@ -16,6 +16,7 @@ on_both_backends!(
     redactions_strip_content_and_need_power_for_others,
     joined_history_visibility_hides_earlier_messages,
     rooms_keep_a_single_forward_extremity,
+    concurrent_sends_in_many_rooms_commit_together_and_a_repeat_fails_alone,
     a_restart_loses_no_events_and_rooms_continue,
     knocking_needs_a_knock_join_rule,
     restricted_rooms_admit_members_of_allowed_rooms,
@@ -161,6 +162,33 @@ async fn messages_are_sent_once_per_transaction_and_read_back(db: Db) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(event["content"]["body"], "hello");
+
+    // A retry that arrives after the sender left still answers with the first event.
+    let (status, _) = s
+        .post(
+            &format!("/_matrix/client/v3/rooms/{room}/leave"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, late) = s
+        .put(
+            &path,
+            Some(&token),
+            json!({"msgtype": "m.text", "body": "hello"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{late}");
+    assert_eq!(late["event_id"], first["event_id"]);
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/txn2"),
+            Some(&token),
+            json!({"msgtype": "m.text", "body": "new"}),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "M_FORBIDDEN");
 }
 
 async fn every_room_version_from_1_to_12_works(db: Db) {
@@ -583,6 +611,84 @@ async fn rooms_keep_a_single_forward_extremity(db: Db) {
     futures::future::join_all(sends).await;
     let extremities = s.services.store.forward_extremities(&room).await.unwrap();
     assert_eq!(extremities.len(), 1, "{extremities:?}");
+}
+
+async fn concurrent_sends_in_many_rooms_commit_together_and_a_repeat_fails_alone(db: Db) {
+    let s = TestServer::start(db).await;
+    let (_, token, _) = s.register("alice", "pw").await;
+    let mut rooms = Vec::new();
+    for _ in 0..4 {
+        rooms.push(s.create_room(&token, json!({})).await);
+    }
+    let dup_path = format!(
+        "/_matrix/client/v3/rooms/{}/send/m.room.message/dup",
+        rooms[0]
+    );
+    let (status, first) = s
+        .put(
+            &dup_path,
+            Some(&token),
+            json!({"msgtype": "m.text", "body": "dup"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // Forty sends over four rooms at once, with repeats of the first transaction among them:
+    // whichever shared commit a repeat lands in, only the repeat is answered from the store.
+    let mut calls = Vec::new();
+    for i in 0..40 {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/t{i}",
+            rooms[i % 4]
+        );
+        calls.push((path, format!("m{i}")));
+        if i % 10 == 0 {
+            calls.push((dup_path.clone(), "dup".to_owned()));
+        }
+    }
+    let answers = futures::future::join_all(calls.iter().map(|(path, body)| {
+        s.put(
+            path,
+            Some(&token),
+            json!({"msgtype": "m.text", "body": body}),
+        )
+    }))
+    .await;
+    for ((path, _), (status, body)) in calls.iter().zip(&answers) {
+        assert_eq!(*status, StatusCode::OK, "{path}: {body}");
+        if *path == dup_path {
+            assert_eq!(
+                body["event_id"], first["event_id"],
+                "a repeat answers the first event"
+            );
+        }
+    }
+    for (r, room) in rooms.iter().enumerate() {
+        let (_, page) = s
+            .get(
+                &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=50"),
+                Some(&token),
+            )
+            .await;
+        let mut bodies: Vec<String> = page["chunk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "m.room.message")
+            .map(|e| e["content"]["body"].as_str().unwrap().to_owned())
+            .collect();
+        bodies.sort();
+        let mut expected: Vec<String> = (0..40)
+            .filter(|i| i % 4 == r)
+            .map(|i| format!("m{i}"))
+            .collect();
+        if r == 0 {
+            expected.push("dup".to_owned());
+        }
+        expected.sort();
+        assert_eq!(bodies, expected, "room {r} has each message once");
+        let extremities = s.services.store.forward_extremities(room).await.unwrap();
+        assert_eq!(extremities.len(), 1, "{extremities:?}");
+    }
 }
 
 async fn a_restart_loses_no_events_and_rooms_continue(db: Db) {

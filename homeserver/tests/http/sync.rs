@@ -15,6 +15,7 @@ on_both_backends!(
     lazy_loading_sends_only_the_members_who_spoke,
     a_long_poll_with_nothing_new_returns_at_the_timeout,
     unread_counts_follow_the_read_receipt,
+    incremental_syncs_carry_unread_counts_forward,
 );
 
 async fn initial_sync_has_state_and_timeline_and_incremental_only_news(db: Db) {
@@ -427,4 +428,50 @@ async fn unread_counts_follow_the_read_receipt(db: Db) {
         sync["rooms"]["join"][&room]["unread_notifications"]["notification_count"],
         0
     );
+}
+
+async fn incremental_syncs_carry_unread_counts_forward(db: Db) {
+    let s = TestServer::start(db).await;
+    let (_, token, _) = s.register("alice", "pw").await;
+    let (_, bob_token, _) = s.register("bob", "pw").await;
+    let room = s
+        .create_room(&token, json!({"preset": "public_chat"}))
+        .await;
+    s.join(&bob_token, &room).await;
+    s.send_text(&token, &room, "one").await;
+    let counts = |sync: &serde_json::Value| {
+        let c = &sync["rooms"]["join"][&room]["unread_notifications"];
+        (
+            c["notification_count"].as_u64().unwrap(),
+            c["highlight_count"].as_u64().unwrap(),
+        )
+    };
+    let sync = s.sync(&bob_token, None, 0).await;
+    assert_eq!(counts(&sync), (1, 0));
+    let mut since = sync["next_batch"].as_str().unwrap().to_owned();
+    s.send_text(&token, &room, "two").await;
+    s.send_text(&token, &room, "three for bob").await;
+    let sync = s.sync(&bob_token, Some(&since), 0).await;
+    assert_eq!(counts(&sync), (3, 1), "carried forward over two new events");
+    since = sync["next_batch"].as_str().unwrap().to_owned();
+    // Bob's own message reads everything before it.
+    s.send_text(&bob_token, &room, "reading").await;
+    let sync = s.sync(&bob_token, Some(&since), 0).await;
+    assert_eq!(counts(&sync), (0, 0));
+    since = sync["next_batch"].as_str().unwrap().to_owned();
+    let last = s.send_text(&token, &room, "four").await;
+    let sync = s.sync(&bob_token, Some(&since), 0).await;
+    assert_eq!(counts(&sync), (1, 0));
+    since = sync["next_batch"].as_str().unwrap().to_owned();
+    s.post(
+        &format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{last}"),
+        Some(&bob_token),
+        json!({}),
+    )
+    .await;
+    let sync = s.sync(&bob_token, Some(&since), 0).await;
+    assert_eq!(counts(&sync), (0, 0), "the receipt moved the marker");
+    // Alice's syncs, which saw none of this, count from the store and agree.
+    let sync = s.sync(&token, None, 0).await;
+    assert_eq!(counts(&sync), (0, 0), "alice sent the last message herself");
 }

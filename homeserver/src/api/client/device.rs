@@ -1,4 +1,5 @@
-//! Device management: list, get, rename, delete (with user-interactive auth).
+//! Device management: list, get, rename, delete (with user-interactive auth, except for
+//! application services, which also create their users' devices with `PUT`).
 
 use axum::{Router, extract::State};
 use ruma::{
@@ -105,7 +106,10 @@ async fn delete(
     {
         return Err(Error::not_found("Device not found"));
     }
-    require_password(&s, who, req.body.auth.as_ref(), "delete_device").await?;
+    // The spec (device management, MSC4190): no user-interactive auth for appservices.
+    if who.appservice.is_none() {
+        require_password(&s, who, req.body.auth.as_ref(), "delete_device").await?;
+    }
     s.store
         .delete_device(&who.user_id, req.body.device_id.as_str())
         .await?;
@@ -119,7 +123,9 @@ async fn delete_many(
     req: Ruma<delete_devices::Request>,
 ) -> Result<RumaResponse<delete_devices::Response>> {
     let who = req.requester();
-    require_password(&s, who, req.body.auth.as_ref(), "delete_devices").await?;
+    if who.appservice.is_none() {
+        require_password(&s, who, req.body.auth.as_ref(), "delete_devices").await?;
+    }
     let ids: Vec<String> = req
         .body
         .devices

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::{
     api::{RouteExt, Ruma},
-    error::{Error, Result},
+    error::Result,
     service::Services,
 };
 
@@ -41,19 +41,7 @@ async fn put_alias(
     req: Ruma<create_alias::Request>,
 ) -> Result<Json<Value>> {
     let who = req.requester();
-    s.check_alias_not_exclusive(req.body.room_alias.as_str(), who.appservice.as_deref())?;
-    if let Some(as_id) = &who.appservice
-        && !s
-            .appservices
-            .get(as_id)
-            .is_some_and(|r| r.is_alias_ours(req.body.room_alias.as_str()))
-    {
-        // The spec: appservices creating aliases outside their namespaces get M_EXCLUSIVE.
-        return Err(Error::new(
-            ruma::api::error::ErrorKind::Exclusive,
-            "This alias is outside the application service's namespaces.",
-        ));
-    }
+    s.check_alias_creatable(req.body.room_alias.as_str(), who.appservice.as_deref())?;
     s.create_alias(
         req.body.room_alias.as_str(),
         req.body.room_id.as_str(),

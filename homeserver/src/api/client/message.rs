@@ -40,6 +40,7 @@ pub(super) fn content_object(raw: &serde_json::value::RawValue) -> Result<Value>
 /// `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}`
 async fn put_send(State(s): State<Services>, req: Ruma<send::Request>) -> Result<Json<Value>> {
     let who = req.requester().clone();
+    s.check_message_rate(&who)?;
     let body = req.body;
     let event_type = body.event_type.to_string();
     validate_type(&event_type)?;

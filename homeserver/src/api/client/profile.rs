@@ -29,6 +29,8 @@ pub(super) fn router() -> Router<Services> {
 }
 
 async fn profile_of(s: &Services, user_id: &str) -> Result<UserRow> {
+    // A user in an appservice's namespace may be provided on demand.
+    s.ensure_appservice_user(user_id).await?;
     match s.store.user(user_id).await? {
         Some(u) if !u.deactivated => Ok(u),
         _ => Err(Error::not_found("Profile was not found")),

@@ -16,6 +16,7 @@ pub(super) fn router() -> Router<Services> {
 
 async fn put_redact(State(s): State<Services>, req: Ruma<redact::Request>) -> Result<Json<Value>> {
     let who = req.requester().clone();
+    s.check_message_rate(&who)?;
     let b = req.body;
     let txn = Some((who.device_id.clone(), format!("redact:{}", b.txn_id)));
     let sent = s

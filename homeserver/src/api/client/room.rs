@@ -30,7 +30,7 @@ async fn post_create_room(
     let body = req.body;
     if let Some(localpart) = &body.room_alias_name {
         let alias = format!("#{localpart}:{}", s.config.server_name);
-        s.check_alias_not_exclusive(&alias, who.appservice.as_deref())?;
+        s.check_alias_creatable(&alias, who.appservice.as_deref())?;
     }
     let mut initial_state = Vec::new();
     for raw in &body.initial_state {

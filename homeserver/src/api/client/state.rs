@@ -96,6 +96,7 @@ async fn put_state_event(
     req: Ruma<put_one::Request>,
 ) -> Result<Json<Value>> {
     let who = req.requester().clone();
+    s.check_message_rate(&who)?;
     let body = req.body;
     let event_type = body.event_type.to_string();
     validate_type(&event_type)?;

@@ -9,8 +9,9 @@
 //! Every sender must be the appservice's own user or in its user namespaces, and must already be
 //! joined (the call does not join anyone: a bridge joins its ghosts first, so the member events
 //! carry their profiles). Events are built and authorised one after another against a copy of
-//! the room state under the room lock, then persisted with one `persist_events` call: either all
-//! land or none does, and no other event interleaves.
+//! the room state under the room lock, then persisted in one database transaction with
+//! multi-row statements ([`crate::store::Store::persist_events`]): either all land or none
+//! does, and no other event interleaves.
 
 use std::sync::Arc;
 
@@ -100,6 +101,7 @@ impl Services {
             return Err(Error::not_found("Unknown room"));
         };
         let mut room = room.lock().await;
+        let started = std::time::Instant::now();
         let mut scratch = copy_state(&room);
         let mut built = Vec::with_capacity(events.len());
         for (i, e) in events.into_iter().enumerate() {
@@ -132,7 +134,10 @@ impl Services {
                 prev_events: &b.prev_events,
             })
             .collect();
+        let built_at = started.elapsed();
         self.store.persist_events(&new).await?;
+        let persisted_at = started.elapsed();
+        self.recent.add(room_id, &new);
         *room = scratch;
         for (b, r) in built.iter().zip(&reservations) {
             if b.membership.is_some() {
@@ -150,6 +155,8 @@ impl Services {
             appservice = as_id,
             room_id,
             events = built.len(),
+            build_ms = built_at.as_millis() as u64,
+            persist_ms = (persisted_at - built_at).as_millis() as u64,
             "batch sent"
         );
         Ok(built.into_iter().map(|b| b.event_id).collect())

@@ -15,7 +15,7 @@ use serde_json::{Value, json, value::RawValue};
 use super::RoomState;
 use crate::{
     error::{Error, Result},
-    service::{Services, pdu::Pdu, secrets::random_string},
+    service::{Services, pdu::Pdu, rooms::commit::PendingEvent, secrets::random_string},
     store::{NewEvent, StoreError, now_ms},
 };
 use ruma::api::error::ErrorKind;
@@ -86,44 +86,40 @@ impl Services {
         let txn = spec
             .txn
             .as_ref()
-            .map(|(d, t)| (sender, d.as_str(), t.as_str()));
+            .map(|(d, t)| (sender.to_owned(), d.clone(), t.clone()));
         let reservation = self.stream.reserve();
-        let new = NewEvent {
+        let pending = PendingEvent {
             stream_ordering: reservation.position,
-            event_id: event_id.as_str(),
-            room_id: room_id.as_str(),
-            sender,
-            event_type: &spec.event_type,
-            state_key: spec.state_key.as_deref(),
+            event_id: event_id.to_string(),
+            room_id: room_id.to_string(),
+            sender: sender.to_owned(),
+            event_type: spec.event_type.clone(),
+            state_key: spec.state_key.clone(),
             depth: pdu.depth,
             origin_server_ts: i64::from(pdu.origin_server_ts.0),
-            json: &stored_json,
-            relates_to: relation.as_ref().map(|(id, _)| id.as_str()),
-            rel_type: relation.as_ref().map(|(_, t)| t.as_str()),
+            json: stored_json,
+            relates_to: relation.as_ref().map(|(id, _)| id.clone()),
+            rel_type: relation.as_ref().map(|(_, t)| t.clone()),
             txn,
-            membership: membership.as_deref(),
-            prev_events: &prev_events,
+            membership: membership.clone(),
+            prev_events,
         };
-        match self.store.persist_events(std::slice::from_ref(&new)).await {
+        let (committed, result) = self.committer.commit(vec![pending]).await;
+        match result {
             Ok(()) => {}
             // The same transaction raced in from another request: answer with its event.
+            // The same transaction was sent before (or raced in from another request): answer
+            // with its event.
             Err(StoreError::Conflict) if spec.txn.is_some() => {
-                let (device, txn_id) = spec.txn.as_ref().expect("checked above");
-                let existing = self.store.event_id_for_txn(sender, device, txn_id).await?;
-                let existing = existing
-                    .ok_or_else(|| Error::internal("transaction conflict without an event"))?;
-                let row = self
-                    .store
-                    .event(&existing)
+                return self
+                    .sent_in_txn(sender, &spec)
                     .await?
-                    .ok_or_else(|| Error::internal("event vanished"))?;
-                return Ok(Sent {
-                    event_id: OwnedEventId::try_from(existing).map_err(Error::internal)?,
-                    stream_ordering: row.stream_ordering,
-                });
+                    .ok_or_else(|| Error::internal("transaction conflict without an event"));
             }
             Err(e) => return Err(e.into()),
         }
+        let committed: Vec<NewEvent<'_>> = committed.iter().map(PendingEvent::as_new).collect();
+        self.recent.add(room_id.as_str(), &committed);
         let stream_ordering = reservation.position;
         room.depth = pdu.depth;
         room.extremities = vec![(event_id.clone(), pdu.content_hash.clone())];

@@ -65,6 +65,8 @@ impl Services {
         for user in &req.invite {
             ruma::UserId::parse(user)
                 .map_err(|_| Error::invalid_param(format!("Invalid user id to invite: {user}")))?;
+            // An invitee in an appservice's namespace may be provided on demand (DMs to ghosts).
+            self.ensure_appservice_user(user).await?;
         }
         let v12 = rules.room_id_format == RoomIdFormatVersion::V2;
         let placeholder = format!("!{}:{}", random_string(18), self.config.server_name);

@@ -45,33 +45,49 @@ impl Services {
             .map_err(|_| Error::invalid_param("Invalid room id or alias"))
     }
 
-    /// Sends an event into a room as `sender`, idempotently per transaction id.
+    /// Sends an event into a room as `sender`, idempotently per transaction id: a repeated
+    /// transaction is refused by the store's unique index and answered with the first event, so
+    /// the common case costs no lookup.
     pub async fn send(&self, room_id: &str, sender: &str, spec: EventSpec) -> Result<Sent> {
-        if let Some((device, txn_id)) = &spec.txn
-            && let Some(existing) = self.store.event_id_for_txn(sender, device, txn_id).await?
-        {
-            let row = self
-                .store
-                .event(&existing)
-                .await?
-                .ok_or_else(|| Error::internal("event vanished"))?;
-            return Ok(Sent {
-                event_id: existing.try_into().map_err(Error::internal)?,
-                stream_ordering: row.stream_ordering,
-            });
-        }
         let room = self.rooms.get(&self.store, room_id).await?;
-        let Some(room) = room else {
-            return Err(Error::forbidden("You are not in this room"));
+        let mut room = match &room {
+            Some(room) => Some(room.lock().await),
+            None => None,
         };
-        let mut room = room.lock().await;
-        if spec.event_type != "m.room.member" && room.membership(sender).as_deref() != Some("join")
-        {
-            return Err(Error::forbidden(format!(
-                "User {sender} is not in room {room_id}"
-            )));
+        let joined = room.as_ref().is_some_and(|r| {
+            spec.event_type == "m.room.member" || r.membership(sender).as_deref() == Some("join")
+        });
+        match room.as_deref_mut() {
+            Some(room) if joined => self.build_and_send(room, sender, spec).await,
+            _ => {
+                // A retry of a send that went through before the user left still gets its event.
+                if let Some(sent) = self.sent_in_txn(sender, &spec).await? {
+                    return Ok(sent);
+                }
+                Err(Error::forbidden(format!(
+                    "User {sender} is not in room {room_id}"
+                )))
+            }
         }
-        self.build_and_send(&mut room, sender, spec).await
+    }
+
+    /// The event an earlier request with the same transaction id produced, if any.
+    pub(crate) async fn sent_in_txn(&self, sender: &str, spec: &EventSpec) -> Result<Option<Sent>> {
+        let Some((device, txn_id)) = &spec.txn else {
+            return Ok(None);
+        };
+        let Some(existing) = self.store.event_id_for_txn(sender, device, txn_id).await? else {
+            return Ok(None);
+        };
+        let row = self
+            .store
+            .event(&existing)
+            .await?
+            .ok_or_else(|| Error::internal("event vanished"))?;
+        Ok(Some(Sent {
+            event_id: existing.try_into().map_err(Error::internal)?,
+            stream_ordering: row.stream_ordering,
+        }))
     }
 
     /// A member event's content with the user's profile.
@@ -126,6 +142,7 @@ impl Services {
         spec.ts = ts;
         self.build_and_send(&mut room, user_id, spec).await?;
         self.store.unforget_room(user_id, room_id.as_str()).await?;
+        self.activity.forget_user_rooms(user_id);
         tracing::info!(room_id = %room_id, user_id, "joined room");
         Ok(room_id)
     }
@@ -261,6 +278,7 @@ impl Services {
         .await?;
         if change == Change::Invite {
             self.store.unforget_room(target, room_id).await?;
+            self.activity.forget_user_rooms(target);
         }
         tracing::info!(room_id, sender, target, ?change, "membership changed");
         Ok(())
@@ -300,6 +318,7 @@ impl Services {
             );
         }
         self.store.forget_room(user_id, room_id).await?;
+        self.activity.forget_user_rooms(user_id);
         Ok(())
     }
 }

@@ -77,6 +77,7 @@ impl Services {
             self.store
                 .redact_event(event_id, &pruned, sent.event_id.as_str())
                 .await?;
+            self.recent.forget_room(room_id);
             tracing::info!(room_id, sender, event_id, "event redacted");
         }
         Ok(sent)

@@ -12,6 +12,7 @@ use crate::{
         client_event::{Viewing, client_event, stripped_event},
         filter,
         stream::Positions,
+        unread::NewEvents,
     },
     store::{EventRow, MembershipRow},
 };
@@ -45,6 +46,8 @@ impl Services {
         let typing_changed =
             full || since.is_some_and(|s| self.activity.typing_changed_since(room_id, s.ephemeral));
         if !full && !typing_changed && !self.activity.room_may_have_changed(room_id, after) {
+            self.unread
+                .advance(room_id, &req.user_id, after, now.stream);
             return Ok(None);
         }
         let room_filter = &req.filter.room;
@@ -63,6 +66,14 @@ impl Services {
                 limit,
                 m.stream_ordering,
             )
+            .await?;
+        let unread_new = (!full && !limited).then_some(NewEvents {
+            after,
+            upto: now.stream,
+            events: &timeline,
+        });
+        let counts = self
+            .unread_counts(room_id, &req.user_id, now.stream, unread_new)
             .await?;
         let timeline: Vec<EventRow> = timeline
             .into_iter()
@@ -103,20 +114,27 @@ impl Services {
                 ephemeral.push(json!({"type": "m.typing", "content": {"user_ids": typing}}));
             }
         }
-        let receipts = self
-            .receipts_event(room_id, &req.user_id, after, now.stream)
-            .await?;
-        if let Some(r) = receipts {
+        if self.activity.receipts_may_have_changed(room_id, after)
+            && let Some(r) = self
+                .receipts_event(room_id, &req.user_id, after, now.stream)
+                .await?
+        {
             ephemeral.push(r);
         }
-        let account_data: Vec<Value> = self
-            .store
-            .account_data_since(&req.user_id, after)
-            .await?
-            .into_iter()
-            .filter(|r| r.room_id == room_id && r.stream_id <= now.stream)
-            .map(|r| json!({"type": r.data_type, "content": serde_json::from_str::<Value>(&r.content).unwrap_or_default()}))
-            .collect();
+        let account_data: Vec<Value> = if self
+            .activity
+            .account_data_may_have_changed(&req.user_id, after)
+        {
+            self.store
+                    .account_data_since(&req.user_id, after)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.room_id == room_id && r.stream_id <= now.stream)
+                    .map(|r| json!({"type": r.data_type, "content": serde_json::from_str::<Value>(&r.content).unwrap_or_default()}))
+                    .collect()
+        } else {
+            Vec::new()
+        };
         if !full
             && timeline.is_empty()
             && state.is_empty()
@@ -125,7 +143,6 @@ impl Services {
         {
             return Ok(None);
         }
-        let (notifications, highlights) = self.unread_counts(room_id, &req.user_id).await?;
         let mut room = json!({
             "timeline": {
                 "events": timeline.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>(),
@@ -135,7 +152,7 @@ impl Services {
             "state": {"events": state.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>()},
             "ephemeral": {"events": ephemeral},
             "account_data": {"events": account_data},
-            "unread_notifications": {"notification_count": notifications, "highlight_count": highlights},
+            "unread_notifications": {"notification_count": counts.notifications, "highlight_count": counts.highlights},
         });
         if full {
             room["summary"] = self.room_summary(room_id, &req.user_id).await?;
@@ -153,10 +170,14 @@ impl Services {
         limit: usize,
         joined_at: i64,
     ) -> Result<(Vec<EventRow>, bool)> {
-        let mut events = self
-            .store
-            .room_events_latest(room_id, after, upto, limit as i64 + 1)
-            .await?;
+        let mut events = match self.recent.latest(room_id, after, upto, limit + 1) {
+            Some(events) => events,
+            None => {
+                self.store
+                    .room_events_latest(room_id, after, upto, limit as i64 + 1)
+                    .await?
+            }
+        };
         // Events after the user's current join are visible by membership; older ones are judged.
         if events
             .first()
@@ -267,59 +288,6 @@ impl Services {
             users[&r.user_id] = data;
         }
         Ok((!content.is_empty()).then(|| json!({"type": "m.receipt", "content": content})))
-    }
-
-    /// Notification and highlight counts under the default push rules: messages from others since
-    /// the user's read receipt; highlighted when they mention the user.
-    async fn unread_counts(&self, room_id: &str, user_id: &str) -> Result<(usize, usize)> {
-        const COUNTED: &[&str] = &[
-            "m.room.message",
-            "m.room.encrypted",
-            "m.sticker",
-            "m.call.invite",
-            "m.poll.start",
-        ];
-        let read_up_to = self.store.read_up_to(room_id, user_id).await?;
-        let own = self.store.last_sent_by(room_id, user_id).await?;
-        let after = read_up_to.max(own);
-        let notifications = self
-            .store
-            .count_unread(room_id, after, user_id, COUNTED, 1000)
-            .await?;
-        if notifications == 0 {
-            return Ok((0, 0));
-        }
-        // Highlights need the content; the newest 100 unread are enough for a badge.
-        let events = self
-            .store
-            .unread_contents(room_id, after, user_id, COUNTED, 100)
-            .await?;
-        let localpart = user_id
-            .trim_start_matches('@')
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_lowercase();
-        let mut highlights = 0;
-        for json in events {
-            let v: Value = serde_json::from_str(&json).unwrap_or_default();
-            let content = &v["content"];
-            let mentioned = match content.get("m.mentions") {
-                Some(mentions) => {
-                    mentions["user_ids"]
-                        .as_array()
-                        .is_some_and(|ids| ids.iter().any(|i| i == user_id))
-                        || mentions["room"] == true
-                }
-                None => content["body"]
-                    .as_str()
-                    .is_some_and(|b| b.to_lowercase().contains(&localpart)),
-            };
-            if mentioned {
-                highlights += 1;
-            }
-        }
-        Ok((notifications, highlights))
     }
 
     /// `m.heroes` and member counts.
