@@ -25,7 +25,12 @@ pub(super) async fn start(shared: &Arc<Shared>, bridge: &Bridge) -> Result<()> {
     for net in shared.nets.values() {
         for (channel, room) in &net.config.channels {
             if let Err(e) = static_mapping(bridge, net, channel, room).await {
-                tracing::warn!(network = %net.name, channel, room, error = %e, "static mapping not set up");
+                tracing::warn!(
+                    network = %net.name, channel, room, error = %e,
+                    "static mapping not set up; fix: create the room with that alias and invite the bridge bot \
+                     (a homeserver may refuse the bridge an alias outside its namespace), or map the channel \
+                     to an alias of the form #irc_<network>_<#channel>:<domain>"
+                );
             }
         }
     }
