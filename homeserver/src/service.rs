@@ -9,6 +9,7 @@ pub mod directory;
 pub mod ephemeral;
 pub mod filter;
 pub mod keys;
+pub mod last_seen;
 pub mod media;
 pub mod passwords;
 pub mod pdu;
@@ -48,6 +49,9 @@ pub struct Services {
     pub activity: Arc<activity::Activity>,
     pub typing: Arc<ephemeral::Typing>,
     pub unread: Arc<unread::Unread>,
+    pub last_seen: Arc<last_seen::LastSeen>,
+    pub lazy_members: Arc<sync::lazy::LazyMembers>,
+    pub presence_states: Arc<presence::KnownStates>,
     pub recent: Arc<recent::RecentEvents>,
     /// Group commit of events built in different rooms at once.
     pub committer: Arc<rooms::commit::Committer>,
@@ -83,6 +87,9 @@ impl Services {
             activity: Arc::new(activity::Activity::new(position)),
             typing: Arc::new(ephemeral::Typing::default()),
             unread: Arc::new(unread::Unread::default()),
+            last_seen: Arc::new(last_seen::LastSeen::default()),
+            lazy_members: Arc::new(sync::lazy::LazyMembers::default()),
+            presence_states: Arc::new(presence::KnownStates::default()),
             recent: Arc::new(recent::RecentEvents::default()),
             committer,
             media,

@@ -136,6 +136,11 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether the database is SQLite (one writer connection) rather than PostgreSQL.
+    pub fn is_sqlite(&self) -> bool {
+        self.writer.connect_options().database_url.scheme() == "sqlite"
+    }
+
     /// Closes every connection (used on shutdown and by tests that reopen the same database).
     pub async fn close(&self) {
         self.writer.close().await;

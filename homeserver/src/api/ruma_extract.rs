@@ -93,6 +93,9 @@ where
             (TokenNeed::None, _) | (TokenNeed::Optional, None) => None,
             (_, Some(token)) => {
                 let requester = services.authenticate(&token).await?;
+                if requester.appservice.is_none() {
+                    services.device_seen(&requester.user_id, &requester.device_id, &ip);
+                }
                 match requester.appservice {
                     Some(_) => Some(masquerade(&parts, services, requester).await?),
                     None => Some(requester),

@@ -1,7 +1,10 @@
 //! Presence, when `presence.enabled`: stored on the shared stream and sent to users who share a
 //! room. Disabled, every entry point returns at once and nothing is stored.
 
-use std::collections::HashSet;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
 
 use serde_json::{Value, json};
 
@@ -12,6 +15,31 @@ use crate::{
 };
 
 const STATES: &[&str] = &["online", "offline", "unavailable"];
+/// Most users whose state is remembered; past it the memory starts over.
+const KNOWN_CAPACITY: usize = 100_000;
+
+/// The presence state each user was last stored with, so a `/sync?set_presence=` that changes
+/// nothing costs no query.
+#[derive(Default)]
+pub struct KnownStates(Mutex<HashMap<String, String>>);
+
+impl KnownStates {
+    fn is(&self, user_id: &str, state: &str) -> bool {
+        self.0
+            .lock()
+            .expect("presence lock poisoned")
+            .get(user_id)
+            .is_some_and(|s| s == state)
+    }
+
+    fn set(&self, user_id: &str, state: &str) {
+        let mut known = self.0.lock().expect("presence lock poisoned");
+        if known.len() >= KNOWN_CAPACITY {
+            known.clear();
+        }
+        known.insert(user_id.to_owned(), state.to_owned());
+    }
+}
 
 impl Services {
     /// Sets presence explicitly (`PUT /presence/{userId}/status`).
@@ -39,6 +67,7 @@ impl Services {
                 stream_ordering: reservation.position,
             })
             .await?;
+        self.presence_states.set(user_id, state);
         let rooms = self.user_rooms(user_id).await?;
         self.activity
             .presence_changed(user_id, &rooms.rooms, reservation.position);
@@ -47,11 +76,12 @@ impl Services {
 
     /// `/sync?set_presence=`: records the state if it changed.
     pub async fn touch_presence(&self, user_id: &str, state: &str) -> Result<()> {
-        if !self.config.presence.enabled {
+        if !self.config.presence.enabled || self.presence_states.is(user_id, state) {
             return Ok(());
         }
         let current = self.store.presence(user_id).await?;
         if current.as_ref().is_some_and(|p| p.state == state) {
+            self.presence_states.set(user_id, state);
             return Ok(());
         }
         let msg = current.and_then(|p| p.status_msg);

@@ -1,5 +1,6 @@
 //! `/sync`: initial and incremental, long-polling until something the user can see changes.
 
+pub mod lazy;
 mod room;
 
 use std::{
@@ -76,6 +77,9 @@ impl Services {
         let deadline = Instant::now() + req.timeout.min(MAX_TIMEOUT);
         if let Some(presence) = &req.set_presence {
             self.touch_presence(&req.user_id, presence).await?;
+        }
+        if req.since.is_none() || req.full_state {
+            self.lazy_members.reset(&req.user_id, &req.device_id);
         }
         let mut changes = self.stream.subscribe();
         loop {

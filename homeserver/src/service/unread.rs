@@ -96,8 +96,9 @@ pub struct NewEvents<'a> {
 }
 
 impl Services {
-    /// The user's counts in a room as of `upto`. With `new`, counts remembered at `new.after`
-    /// are carried forward over `new.events`; otherwise they are counted from the database.
+    /// The user's counts in a room as of `upto`. With `new`, counts remembered at a position
+    /// inside `[new.after, new.upto]` are carried forward over the later `new.events`;
+    /// otherwise they are counted from the database.
     pub(crate) async fn unread_counts(
         &self,
         room_id: &str,
@@ -107,10 +108,10 @@ impl Services {
     ) -> Result<Counts> {
         if let Some(new) = new
             && let Some(entry) = self.unread.get(room_id, user_id)
-            && entry.upto == new.after
+            && (new.after..=new.upto).contains(&entry.upto)
         {
             let mut counts = entry.counts;
-            for event in new.events {
+            for event in new.events.iter().filter(|e| e.stream_ordering > entry.upto) {
                 add_event(&mut counts, event, user_id);
             }
             self.unread.set(

@@ -64,6 +64,26 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Records when and from where a device was last seen.
+    pub async fn set_device_seen(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        ts: i64,
+        ip: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE devices SET last_seen_ts = $3, last_seen_ip = $4 WHERE user_id = $1 AND device_id = $2",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .bind(ts)
+        .bind(ip)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     /// Deletes devices and every token issued to them, in one transaction.
     pub async fn delete_devices(&self, user_id: &str, device_ids: &[String]) -> Result<()> {
         let mut tx = self.writer.begin().await?;

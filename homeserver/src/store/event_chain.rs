@@ -48,7 +48,7 @@ impl Store {
     /// memberships and forward extremities, atomically. A repeated transaction id is
     /// [`StoreError::Conflict`].
     pub async fn persist_events(&self, events: &[NewEvent<'_>]) -> Result<()> {
-        let numbered = self.writer.connect_options().database_url.scheme() != "sqlite";
+        let numbered = !self.is_sqlite();
         let placeholders = |rows, width| placeholders(rows, width, numbered);
         let mut tx = self.writer.begin().await?;
 
@@ -139,6 +139,29 @@ impl Store {
         let ours: HashSet<(&str, &str)> = events.iter().map(|e| (e.room_id, e.event_id)).collect();
         let mut old: Vec<(&str, &str)> = cited.difference(&ours).copied().collect();
         old.sort_unstable();
+        let mut new: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.room_id, e.event_id))
+            .filter(|k| !cited.contains(k))
+            .collect();
+        // The usual single send, one extremity replaced by the new event: one statement.
+        if let ([(room, old_id)], [(new_room, new_id)]) = (old.as_slice(), new.as_slice())
+            && room == new_room
+        {
+            let replaced = sqlx::query(
+                "UPDATE forward_extremities SET event_id = $3 WHERE room_id = $1 AND event_id = $2",
+            )
+            .bind(*room)
+            .bind(*old_id)
+            .bind(*new_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            old.clear();
+            if replaced > 0 {
+                new.clear();
+            }
+        }
         for chunk in old.chunks(MAX_PARAMS / 2) {
             let sql = format!(
                 "DELETE FROM forward_extremities WHERE (room_id, event_id) IN (VALUES {})",
@@ -150,11 +173,6 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        let new: Vec<(&str, &str)> = events
-            .iter()
-            .map(|e| (e.room_id, e.event_id))
-            .filter(|k| !cited.contains(k))
-            .collect();
         for chunk in new.chunks(MAX_PARAMS / 2) {
             let sql = format!(
                 "INSERT INTO forward_extremities (room_id, event_id) VALUES {}",

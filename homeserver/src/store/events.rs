@@ -303,6 +303,28 @@ impl Store {
         rows.iter().map(row_to_event).collect()
     }
 
+    /// Edits and thread replies of any of `event_ids`, oldest first (for bundled aggregations).
+    pub async fn edits_and_threads_of(&self, event_ids: &[&str]) -> Result<Vec<EventRow>> {
+        let mut out = Vec::new();
+        for chunk in event_ids.chunks(500) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events e WHERE e.relates_to IN ({}) \
+                 AND e.rel_type IN ('m.replace', 'm.thread') ORDER BY e.stream_ordering",
+                list.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.reader).await? {
+                out.push(row_to_event(&row)?);
+            }
+        }
+        out.sort_by_key(|e| e.stream_ordering);
+        Ok(out)
+    }
+
     /// Thread roots of a room (events with at least one `m.thread` reply), newest activity first.
     pub async fn thread_roots(
         &self,

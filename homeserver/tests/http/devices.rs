@@ -5,8 +5,41 @@ use crate::support::{Db, TestServer, assert_error};
 
 on_both_backends!(
     devices_are_listed_renamed_and_deleted_with_uia,
-    deleting_many_devices_needs_uia
+    deleting_many_devices_needs_uia,
+    a_device_is_seen_when_it_makes_requests,
 );
+
+async fn a_device_is_seen_when_it_makes_requests(db: Db) {
+    let s = TestServer::start(db).await;
+    let (user, token, device) = s.register("alice", "pw").await;
+    s.services
+        .store
+        .set_device_seen(&user, &device, 1, "203.0.113.9")
+        .await
+        .unwrap();
+    // A restarted server has not seen the device yet: its first request is recorded.
+    let s = s.restart().await;
+    let (status, _) = s
+        .get("/_matrix/client/v3/account/whoami", Some(&token))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut seen = None;
+    for _ in 0..100 {
+        let (_, d) = s
+            .get(
+                &format!("/_matrix/client/v3/devices/{device}"),
+                Some(&token),
+            )
+            .await;
+        if d["last_seen_ts"].as_i64().unwrap_or(0) > 1 {
+            seen = Some(d);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let d = seen.expect("last_seen_ts moved past the old value");
+    assert_ne!(d["last_seen_ip"], "203.0.113.9", "{d}");
+}
 
 async fn devices_are_listed_renamed_and_deleted_with_uia(db: Db) {
     let s = TestServer::start(db).await;

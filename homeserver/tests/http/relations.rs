@@ -7,6 +7,7 @@ on_both_backends!(
     edits_reactions_and_threads_are_related_and_bundled,
     context_surrounds_an_event,
     timestamp_to_event_finds_the_nearest_event,
+    messages_and_sync_bundle_edits_and_threads,
 );
 
 async fn edits_reactions_and_threads_are_related_and_bundled(db: Db) {
@@ -176,4 +177,79 @@ async fn timestamp_to_event_finds_the_nearest_event(db: Db) {
         )
         .await;
     assert_error(&r, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+}
+
+async fn messages_and_sync_bundle_edits_and_threads(db: Db) {
+    let s = TestServer::start(db).await;
+    let (_, token, _) = s.register("alice", "pw").await;
+    let (_, bob_token, _) = s.register("bob", "pw").await;
+    let room = s
+        .create_room(&token, json!({"preset": "public_chat"}))
+        .await;
+    s.join(&bob_token, &room).await;
+    let root = s.send_text(&token, &room, "original").await;
+    let edit = |body: &str| {
+        json!({"msgtype": "m.text", "body": format!("* {body}"), "m.new_content": {"msgtype": "m.text", "body": body},
+               "m.relates_to": {"rel_type": "m.replace", "event_id": root}})
+    };
+    s.send_event(&token, &room, "m.room.message", edit("first edit"))
+        .await;
+    let (_, last_edit) = s
+        .send_event(&token, &room, "m.room.message", edit("second edit"))
+        .await;
+    // Bob's edit of Alice's message is not hers, so it is not bundled.
+    s.send_event(&bob_token, &room, "m.room.message", edit("not bob's"))
+        .await;
+    let reply = json!({"msgtype": "m.text", "body": "bob in thread", "m.relates_to": {"rel_type": "m.thread", "event_id": root}});
+    s.send_event(&bob_token, &room, "m.room.message", reply)
+        .await;
+    let check = |event: &serde_json::Value, what: &str| {
+        let bundle = &event["unsigned"]["m.relations"];
+        assert_eq!(
+            bundle["m.replace"]["event_id"], last_edit["event_id"],
+            "{what}: {event}"
+        );
+        assert_eq!(bundle["m.thread"]["count"], 1, "{what}");
+        assert_eq!(
+            bundle["m.thread"]["current_user_participated"], true,
+            "{what}: bob replied"
+        );
+    };
+    let find_root = |events: &serde_json::Value| {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event_id"] == root.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("the root is in {events}"))
+    };
+    let (status, page) = s
+        .get(
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=20"),
+            Some(&bob_token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    check(&find_root(&page["chunk"]), "/messages");
+    let initial = s.sync(&bob_token, None, 0).await;
+    check(
+        &find_root(&initial["rooms"]["join"][&room]["timeline"]["events"]),
+        "initial /sync",
+    );
+    // An incremental sync whose timeline starts at the root: bundled from the timeline itself.
+    let root_pos = s
+        .services
+        .store
+        .event(&root)
+        .await
+        .unwrap()
+        .unwrap()
+        .stream_ordering
+        - 1;
+    let incremental = s.sync(&bob_token, Some(&format!("s{root_pos}_0")), 0).await;
+    check(
+        &find_root(&incremental["rooms"]["join"][&room]["timeline"]["events"]),
+        "incremental /sync",
+    );
 }

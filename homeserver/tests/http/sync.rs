@@ -401,6 +401,53 @@ async fn lazy_loading_sends_only_the_members_who_spoke(db: Db) {
         !members.contains(&"@carol:test.local") && !members.contains(&"@dave:test.local"),
         "{members:?}"
     );
+
+    // Incremental: a member who speaks for the first time comes with their member event, once;
+    // `include_redundant_members` sends it every time.
+    let state_members = |sync: &serde_json::Value| -> Vec<String> {
+        sync["rooms"]["join"][&room]["state"]["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|e| e["type"] == "m.room.member")
+                    .filter_map(|e| e["state_key"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let incremental = |since: String, filter: String| {
+        let s = &s;
+        let token = &token;
+        async move {
+            s.get(
+                &format!("/_matrix/client/v3/sync?filter={filter}&since={since}&timeout=0"),
+                Some(token),
+            )
+            .await
+            .1
+        }
+    };
+    let mut since = sync["next_batch"].as_str().unwrap().to_owned();
+    s.send_text(&tokens[1], &room, "carol speaks").await;
+    let sync = incremental(since, filter.clone()).await;
+    assert_eq!(state_members(&sync), vec!["@carol:test.local"], "{sync}");
+    since = sync["next_batch"].as_str().unwrap().to_owned();
+    s.send_text(&tokens[1], &room, "carol again").await;
+    s.send_text(&tokens[0], &room, "bob again").await;
+    let sync = incremental(since.clone(), filter).await;
+    assert!(state_members(&sync).is_empty(), "already sent: {sync}");
+    let redundant = urlencode(
+        &json!({"room": {"timeline": {"limit": 10}, "state": {"lazy_load_members": true, "include_redundant_members": true}}})
+            .to_string(),
+    );
+    let sync = incremental(since, redundant).await;
+    let mut members = state_members(&sync);
+    members.sort();
+    assert_eq!(
+        members,
+        vec!["@alice:test.local", "@bob:test.local", "@carol:test.local"],
+        "{sync}"
+    );
 }
 
 async fn unread_counts_follow_the_read_receipt(db: Db) {
@@ -453,6 +500,12 @@ async fn incremental_syncs_carry_unread_counts_forward(db: Db) {
     s.send_text(&token, &room, "three for bob").await;
     let sync = s.sync(&bob_token, Some(&since), 0).await;
     assert_eq!(counts(&sync), (3, 1), "carried forward over two new events");
+    let again = s.sync(&bob_token, Some(&since), 0).await;
+    assert_eq!(
+        counts(&again),
+        (3, 1),
+        "a repeated token counts nothing twice"
+    );
     since = sync["next_batch"].as_str().unwrap().to_owned();
     // Bob's own message reads everything before it.
     s.send_text(&bob_token, &room, "reading").await;

@@ -1,5 +1,6 @@
 //! Single events and their surroundings: `event/{eventId}`, `context/{eventId}`.
 
+use crate::service::relations::add_bundles;
 use axum::{Json, Router, extract::State};
 use ruma::api::client::{
     context::get_context::v3 as context, room::get_room_event::v3 as get_event,
@@ -64,7 +65,7 @@ async fn get_room_event(
             device_id: &who.device_id,
         },
     );
-    s.bundle_relations(&mut event, &row).await?;
+    s.bundle_relations(&mut event, &row, &who.user_id).await?;
     Ok(Json(event))
 }
 
@@ -122,11 +123,17 @@ async fn get_context(
         .unwrap_or(row.stream_ordering);
     let state = s.store.state_at(room_id, end).await?;
     let mut event = client_event(&row, viewing);
-    s.bundle_relations(&mut event, &row).await?;
+    s.bundle_relations(&mut event, &row, &who.user_id).await?;
+    let mut events_before: Vec<Value> = before.iter().map(|e| client_event(e, viewing)).collect();
+    let mut events_after: Vec<Value> = after.iter().map(|e| client_event(e, viewing)).collect();
+    let around: Vec<EventRow> = before.iter().chain(&after).cloned().collect();
+    let bundles = s.bundles_for(&around, &who.user_id).await?;
+    add_bundles(&mut events_before, &before, &bundles);
+    add_bundles(&mut events_after, &after, &bundles);
     Ok(Json(json!({
         "event": event,
-        "events_before": before.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>(),
-        "events_after": after.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>(),
+        "events_before": events_before,
+        "events_after": events_after,
         "start": Token::at(start).to_string(),
         "end": Token::at(end).to_string(),
         "state": state.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>(),

@@ -14,6 +14,7 @@ use crate::{
         Services,
         client_event::{Viewing, client_event},
         filter,
+        relations::add_bundles,
         rooms::EventSpec,
         sync::Token,
     },
@@ -111,9 +112,15 @@ async fn get_messages(
         .into_iter()
         .filter(|e| viewer.can_see(e.stream_ordering) && filter::matches(&body.filter, e))
         .collect();
+    let mut chunk: Vec<Value> = chunk_rows
+        .iter()
+        .map(|e| client_event(e, viewing))
+        .collect();
+    let bundles = s.bundles_for(&chunk_rows, &who.user_id).await?;
+    add_bundles(&mut chunk, &chunk_rows, &bundles);
     let mut response = json!({
         "start": Token::at(from).to_string(),
-        "chunk": chunk_rows.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>(),
+        "chunk": chunk,
     });
     if let Some(end) = end {
         response["end"] = json!(end.to_string());

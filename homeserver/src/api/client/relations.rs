@@ -185,7 +185,7 @@ async fn get_threads(
             && viewer.can_see(row.stream_ordering)
         {
             let mut event = client_event(&row, viewing);
-            s.bundle_relations(&mut event, &row).await?;
+            s.bundle_relations(&mut event, &row, &who.user_id).await?;
             chunk.push(event);
         }
     }

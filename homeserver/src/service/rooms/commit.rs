@@ -6,12 +6,17 @@
 //! When a shared transaction fails (a repeated transaction id, say), each room's events are
 //! retried on their own, so only the offender sees the error.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::store::{NewEvent, Store, StoreError};
 
 /// Most events written in one shared transaction.
 const MAX_GROUP_EVENTS: usize = 1_000;
+/// Shared transactions in flight at once on PostgreSQL, whose commits wait for the disk but
+/// run in parallel; SQLite has one writer, so one.
+const POSTGRES_WRITERS: usize = 4;
 
 /// An event waiting to be persisted (the owned form of [`NewEvent`]).
 #[derive(Clone, Debug)]
@@ -67,10 +72,18 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the task that writes to `store`.
+    /// Starts the tasks that write to `store`.
     pub fn spawn(store: Store) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx));
+        let rx = Arc::new(Mutex::new(rx));
+        let writers = if store.is_sqlite() {
+            1
+        } else {
+            POSTGRES_WRITERS
+        };
+        for _ in 0..writers {
+            tokio::spawn(run(store.clone(), rx.clone()));
+        }
         Self { jobs }
     }
 
@@ -90,19 +103,26 @@ impl Committer {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(first) = rx.recv().await {
-        let mut size = first.events.len();
-        let mut jobs = vec![first];
-        while size < MAX_GROUP_EVENTS {
-            match rx.try_recv() {
-                Ok(job) => {
-                    size += job.events.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
+/// Takes the next job and whatever else is waiting.
+async fn next_group(rx: &Mutex<mpsc::UnboundedReceiver<Job>>) -> Option<Vec<Job>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut size = first.events.len();
+    let mut jobs = vec![first];
+    while size < MAX_GROUP_EVENTS {
+        match rx.try_recv() {
+            Ok(job) => {
+                size += job.events.len();
+                jobs.push(job);
             }
+            Err(_) => break,
         }
+    }
+    Some(jobs)
+}
+
+async fn run(store: Store, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
+    while let Some(jobs) = next_group(&rx).await {
         let shared = if jobs.len() > 1 {
             let all: Vec<NewEvent<'_>> = jobs
                 .iter()

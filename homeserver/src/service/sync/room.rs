@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use ruma::api::client::filter::LazyLoadOptions;
 use serde_json::{Map, Value, json};
 
 use super::{DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT, SyncRequest, Token};
@@ -11,6 +12,7 @@ use crate::{
         Services,
         client_event::{Viewing, client_event, stripped_event},
         filter,
+        relations::{add_bundles, bundles_from},
         stream::Positions,
         unread::NewEvents,
     },
@@ -75,6 +77,9 @@ impl Services {
         let counts = self
             .unread_counts(room_id, &req.user_id, now.stream, unread_new)
             .await?;
+        // Unlimited, the timeline holds every event after its first, so every relation to one of
+        // its events that exists yet: the bundles need no query.
+        let bundles = (!limited).then(|| bundles_from(&timeline, &timeline, &req.user_id));
         let timeline: Vec<EventRow> = timeline
             .into_iter()
             .filter(|e| filter::matches(&room_filter.timeline, e))
@@ -91,16 +96,19 @@ impl Services {
             Vec::new()
         };
         state.retain(|e| filter::matches(&room_filter.state, e));
-        if !room_filter.state.lazy_load_options.is_disabled() {
-            let senders: HashSet<&str> = timeline
-                .iter()
-                .map(|e| e.sender.as_str())
-                .chain([req.user_id.as_str()])
-                .collect();
-            state.retain(|e| {
-                e.event_type != "m.room.member"
-                    || e.state_key.as_deref().is_some_and(|k| senders.contains(k))
-            });
+        if let LazyLoadOptions::Enabled {
+            include_redundant_members,
+        } = room_filter.state.lazy_load_options
+        {
+            self.lazy_members(
+                req,
+                room_id,
+                &timeline,
+                &mut state,
+                !full && !limited,
+                include_redundant_members,
+            )
+            .await?;
         }
         let viewing = Viewing {
             user_id: &req.user_id,
@@ -143,9 +151,15 @@ impl Services {
         {
             return Ok(None);
         }
+        let bundles = match bundles {
+            Some(b) => b,
+            None => self.bundles_for(&timeline, &req.user_id).await?,
+        };
+        let mut events: Vec<Value> = timeline.iter().map(|e| client_event(e, viewing)).collect();
+        add_bundles(&mut events, &timeline, &bundles);
         let mut room = json!({
             "timeline": {
-                "events": timeline.iter().map(|e| client_event(e, viewing)).collect::<Vec<_>>(),
+                "events": events,
                 "limited": limited,
                 "prev_batch": Token::at(first).to_string(),
             },
@@ -158,6 +172,81 @@ impl Services {
             room["summary"] = self.room_summary(room_id, &req.user_id).await?;
         }
         Ok(Some(room))
+    }
+
+    /// Lazy-loading: keeps only the member events of the timeline's senders (and the user), adds
+    /// those an incremental unlimited timeline needs (its state is otherwise empty), and unless
+    /// `redundant`, drops the ones this device already has.
+    async fn lazy_members(
+        &self,
+        req: &SyncRequest,
+        room_id: &str,
+        timeline: &[EventRow],
+        state: &mut Vec<EventRow>,
+        incremental: bool,
+        redundant: bool,
+    ) -> Result<()> {
+        let (user, device) = (req.user_id.as_str(), req.device_id.as_str());
+        let senders: HashSet<&str> = timeline
+            .iter()
+            .map(|e| e.sender.as_str())
+            .chain([user])
+            .collect();
+        state.retain(|e| {
+            e.event_type != "m.room.member"
+                || e.state_key.as_deref().is_some_and(|k| senders.contains(k))
+        });
+        if incremental {
+            let in_timeline: HashSet<&str> = timeline
+                .iter()
+                .filter(|e| e.event_type == "m.room.member")
+                .filter_map(|e| e.state_key.as_deref())
+                .collect();
+            let current: Vec<(String, String)> = match self.rooms.get(&self.store, room_id).await? {
+                Some(handle) => {
+                    let room = handle.lock().await;
+                    senders
+                        .iter()
+                        .filter(|s| !in_timeline.contains(**s))
+                        .filter_map(|s| {
+                            room.get("m.room.member", s)
+                                .map(|p| (s.to_string(), p.event_id.to_string()))
+                        })
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            let wanted = current.iter().map(|(m, e)| (m.as_str(), e.as_str()));
+            let needed: Vec<&(String, String)> = if redundant {
+                current.iter().collect()
+            } else {
+                let missing = self.lazy_members.missing(user, device, room_id, wanted);
+                current
+                    .iter()
+                    .filter(|(m, _)| missing.contains(m.as_str()))
+                    .collect()
+            };
+            for (_, event_id) in needed {
+                if let Some(row) = self.store.event(event_id).await? {
+                    state.push(row);
+                }
+            }
+        } else if !redundant {
+            let members: Vec<(&str, &str)> = state
+                .iter()
+                .filter(|e| e.event_type == "m.room.member")
+                .filter_map(|e| Some((e.state_key.as_deref()?, e.event_id.as_str())))
+                .collect();
+            let missing = self.lazy_members.missing(user, device, room_id, members);
+            let missing: HashSet<String> = missing.into_iter().map(str::to_owned).collect();
+            state.retain(|e| {
+                e.event_type != "m.room.member"
+                    || e.state_key.as_deref().is_some_and(|k| missing.contains(k))
+            });
+        }
+        self.lazy_members
+            .record(user, device, room_id, state.iter().chain(timeline));
+        Ok(())
     }
 
     /// The newest `limit` visible events in `(after, upto]`, and whether more were left out.
