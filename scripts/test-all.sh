@@ -18,6 +18,12 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
 fi
 pg_isready -h 127.0.0.1 -p 5432
 
+log "InspIRCd (the IRC server of the IRC bridge's end-to-end test; each test starts its own)"
+if ! command -v inspircd >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq inspircd >/dev/null
+fi
+inspircd --version
+
 log "Python peers (matrix-nio, Synapse, pytest)"
 python3 -m pip install -q --disable-pip-version-check -r e2e/requirements.txt 2>&1 | grep -v "Running pip as the 'root' user" || true
 
@@ -28,7 +34,7 @@ log "end-to-end tests with real clients"
 cargo build --workspace --bins 2>&1
 (cd e2e && python3 -m pytest -q -p no:cacheprovider .)
 # The bridges' end-to-end tests run against Synapse above; again against our own homeserver.
-(cd e2e && E2E_HOMESERVER=causeway python3 -m pytest -q -p no:cacheprovider echo-bridge telegram)
+(cd e2e && E2E_HOMESERVER=causeway python3 -m pytest -q -p no:cacheprovider echo-bridge telegram irc)
 
 log "lints"
 cargo fmt --all -- --check

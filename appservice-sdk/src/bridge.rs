@@ -258,6 +258,19 @@ pub trait Network: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// A Matrix user with at least `relay` permission invited one of the network's ghosts to a
+    /// room that is not a portal (typically a direct chat): return a remote chat id to make the
+    /// room its portal (the ghost then joins), or `None` to leave the invite alone.
+    async fn portal_for_ghost_invite(
+        &self,
+        _room_id: &RoomId,
+        _ghost: &UserId,
+        _inviter: &UserId,
+        _is_direct: bool,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// An alias in the network's alias namespace was looked up and does not exist: return the
     /// remote chat it names and how to create its room (the alias is added to the options),
     /// or `None` if there is no such chat.

@@ -8,7 +8,7 @@
 //! | [`client`], [`appservice`], [`intent`] | acting on the homeserver as the bot and the ghosts |
 //! | [`content`], [`format`](mod@format) | event content builders, HTML <-> text/markdown |
 //! | [`backfill`] | inserting history (batch send, or one `ts` send per event) |
-//! | [`store`] | portals, puppets, messages, settings, cursors, processed transactions |
+//! | [`store`] | portals, puppets, messages, settings, cursors, processed transactions, the network's key/value pairs |
 //! | [`bridge`], [`commands`], [`status`], [`metrics`] | the framework a network plugs into |
 //!
 //! A bridge implements [`bridge::Network`] and hands it to [`bridge::Bridge`]; the

@@ -1,5 +1,6 @@
 //! The bridge's database: portals, puppets, messages, reactions, user settings, backfill
-//! cursors and processed transaction ids, on SQLite or PostgreSQL.
+//! cursors, processed transaction ids and the network's own key/value pairs, on SQLite or
+//! PostgreSQL.
 //!
 //! This module is the only place with SQL. Both backends run the same queries through
 //! [`sqlx::AnyPool`]; migrations live in `migrations/appservice-sdk/{sqlite,postgres}/` and are
@@ -14,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod kv;
 mod messages;
 mod portals;
 mod puppets;

@@ -108,6 +108,9 @@ impl Bridge {
         if target == appservice.bot_user_id() && membership == "invite" {
             return self.on_bot_invited(event).await;
         }
+        if membership == "invite" && self.is_own_user(&target) && !self.is_own_user(&event.sender) {
+            return self.on_ghost_invited(event, &target).await;
+        }
         if self.is_own_user(&target) {
             return Ok(());
         }
@@ -181,6 +184,43 @@ impl Bridge {
             }
             None => bot.leave(room).await,
         }
+    }
+
+    /// A ghost was invited by a Matrix user: into a portal it joins; elsewhere the network decides
+    /// whether the room becomes a portal (see [`crate::bridge::Network::portal_for_ghost_invite`]).
+    async fn on_ghost_invited(&self, event: &MatrixEvent, ghost: &UserId) -> Result<()> {
+        let room = &event.room_id;
+        let intent = self.inner.appservice.intent(ghost);
+        if self
+            .inner
+            .store
+            .portal_by_room_id(room.as_str())
+            .await?
+            .is_some()
+        {
+            return intent.ensure_joined(room).await;
+        }
+        if self.permission_of(&event.sender) < Permission::Relay {
+            return Ok(());
+        }
+        let is_direct = event.content["is_direct"].as_bool() == Some(true);
+        let Some(remote_id) = self
+            .inner
+            .network
+            .portal_for_ghost_invite(room, ghost, &event.sender, is_direct)
+            .await?
+        else {
+            return Ok(());
+        };
+        intent.ensure_joined(room).await?;
+        let portal = PortalRecord {
+            remote_id,
+            room_id: room.clone(),
+            name: None,
+            relay_enabled: false,
+        };
+        self.inner.store.upsert_portal(&portal).await?;
+        Ok(())
     }
 
     /// Sends the `m.bridge` and `uk.half-shot.bridge` state events describing a portal.
