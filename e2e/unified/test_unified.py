@@ -23,7 +23,7 @@ from nio import AsyncClient
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from stack import Stack, link_irc, link_telegram, wait  # noqa: E402
 from ircclient import IrcClient  # noqa: E402  (e2e/irc, on the path through stack.py)
-from test_irc_bridge import Sync, body, join, send  # noqa: E402
+from test_irc_bridge import Sync as IrcTestSync, body, join, send  # noqa: E402
 
 TIMEOUT = float(os.environ.get("E2E_TIMEOUT", "90"))
 CHAT = {"id": -100777, "type": "supergroup", "title": "Community"}
@@ -62,6 +62,25 @@ class Sides:
     async def matrix_wait(self, predicate, what):
         _, event = await self.sync.wait_for(lambda r, e: r == self.portal and predicate(e), what)
         return event
+
+
+class Sync(IrcTestSync):
+    """e2e/irc's /sync follower, with a timeline limit above anything the test says between two syncs,
+    so that no timeline comes back `limited` (with a gap) and every event is counted."""
+
+    async def sync(self):
+        first = self.since is None
+        resp = await self.client.sync(timeout=300, since=self.since,
+                                      sync_filter={"room": {"timeline": {"limit": 400}}})
+        self.since = resp.next_batch
+        for rooms in (resp.rooms.join, resp.rooms.leave):
+            for room_id, room in rooms.items():
+                assert first or not room.timeline.limited, f"{room_id}: a gap in /sync"
+                for event in room.timeline.events:
+                    if event.event_id not in self.seen:
+                        self.seen.add(event.event_id)
+                        self.events.setdefault(room_id, []).append(event.source)
+        self.invites.update(resp.rooms.invite.keys())
 
 
 def ann_says(stack, text, **extra):
@@ -171,6 +190,9 @@ async def scenario(stack, bob):
         # Once more with nothing going on: nothing may come twice (a late redelivery, a replay).
         await sync.settle(5)
         check_exactly_once(sides, expected, bob_name, tg_ghost, irc_ghost, alice.user_id)
+        print(f"exactly once on each side: {len(expected['tg'])} from Telegram, {len(expected['irc'])} from IRC, "
+              f"{len(expected['matrix'])} from Matrix; Telegram saw {len(sides.telegram())} bot posts, IRC "
+              f"{len(sides.irc_relayed())} relay lines, Matrix {len(sides.matrix())} messages")
     finally:
         await alice.close()
 
