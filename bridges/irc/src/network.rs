@@ -316,6 +316,10 @@ impl Network for IrcNetwork {
         self.inner.on_membership(portal, membership).await
     }
 
+    async fn portal_for_invite(&self, room_id: &RoomId, _inviter: &UserId) -> Result<Option<String>> {
+        portals::for_invite(&self.inner, room_id).await
+    }
+
     async fn portal_for_alias(&self, alias: &RoomAliasId) -> Result<Option<(String, RoomOptions)>> {
         portals::for_alias(&self.inner, alias)
     }

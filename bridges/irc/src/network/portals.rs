@@ -57,6 +57,41 @@ async fn static_mapping(bridge: &Bridge, net: &Net, channel: &str, room: &str) -
     Ok(())
 }
 
+/// The bot was invited to a room a static mapping names (by id, or by an alias that points at it):
+/// typically a room the bot could not join at start, such as another bridge's portal. The room
+/// becomes that channel's portal and the relay bot joins the channel.
+pub(super) async fn for_invite(shared: &Shared, room_id: &RoomId) -> Result<Option<String>> {
+    let bridge = shared.bridge()?;
+    for net in shared.nets.values() {
+        for (channel, room) in &net.config.channels {
+            let named = if room.starts_with('!') {
+                room == room_id.as_str()
+            } else {
+                lookup_alias(bridge, room).await.as_deref() == Some(room_id)
+            };
+            if named {
+                net.relay()?.join(channel);
+                return Ok(Some(PortalId::channel(&net.name, channel)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The room an alias points at, if it exists.
+async fn lookup_alias(bridge: &Bridge, alias: &str) -> Option<OwnedRoomId> {
+    let path = format!(
+        "/_matrix/client/v3/directory/room/{}",
+        url::form_urlencoded::byte_serialize(alias.as_bytes()).collect::<String>()
+    );
+    let client = bridge.appservice().client();
+    let answer = client
+        .send_json(reqwest::Method::GET, &path, None, None)
+        .await
+        .ok()?;
+    RoomId::parse(answer["room_id"].as_str()?).ok()
+}
+
 /// A room id, or the room an alias points at; an alias of ours that does not exist yet is
 /// created with a public room.
 async fn resolve_room(bridge: &Bridge, channel: &str, room: &str) -> Result<OwnedRoomId> {
