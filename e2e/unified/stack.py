@@ -77,14 +77,14 @@ async def link_telegram(stack, alice, sync, chat, owner):
 
 
 async def link_irc(stack, alice, mapping):
-    """The README's IRC step: map each channel to its room in irc.yaml, stop irc-bridge, invite the IRC
-    bot to the rooms, start irc-bridge (static mappings are set up at start)."""
+    """The README's IRC step: map each channel to its room in irc.yaml, restart irc-bridge, invite the IRC
+    bot to the rooms (it accepts an invite to a room a mapping names, and its relay bot joins the channel)."""
     stack.irc.stop()
     stack.map_channels(mapping)
+    stack.irc.start()
     for room in mapping.values():
         invited = await alice.room_invite(room, f"@ircbot:{stack.server_name}")
         assert isinstance(invited, RoomInviteResponse), invited
-    stack.irc.start()
 
 
 def load_example(name):
