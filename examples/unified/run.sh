@@ -8,7 +8,8 @@
 # First run: copies homeserver.yaml, telegram.yaml and irc.yaml from this folder into DIR (with a fresh
 # registration_shared_secret and signing key from `homeserver generate-config`) and writes the bridges'
 # registrations with their `-g`. Later runs reuse DIR as it is, so edits there (the IRC channel mapping)
-# stay. DEMO=0 starts only the homeserver and the bridges (a real Telegram and IRC server in the configs).
+# stay. `kill -HUP $(cat DIR/run.pid)` restarts the two bridges (after editing their configs) and leaves the
+# rest running. DEMO=0 starts only the homeserver and the bridges (a real Telegram and IRC in the configs).
 # Binaries: $CAUSEWAY_BIN_DIR, else target/release, else target/debug (CARGO_TARGET_DIR is honoured).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -43,13 +44,18 @@ fi
 [ -f telegram-registration.yaml ] || "$BIN/telegram-bridge" -c telegram.yaml -g -r telegram-registration.yaml
 [ -f irc-registration.yaml ] || "$BIN/irc-bridge" -c irc.yaml -g -r irc-registration.yaml
 
-pids=()
+declare -A pid_of=()
 cleanup() {
     trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pid_of[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    rm -f "$DIR/run.pid"
+    exit 0
 }
 trap cleanup EXIT INT TERM
+restart_bridges=0
+trap 'restart_bridges=1' HUP
+echo $$ > run.pid
 
 wait_port() {  # wait_port PORT NAME PID
     for _ in $(seq 1 100); do
@@ -65,7 +71,7 @@ start() {  # start NAME PORT COMMAND...
     local name=$1 port=$2
     shift 2
     "$@" >>"logs/$name.log" 2>&1 &
-    pids+=($!)
+    pid_of[$name]=$!
     wait_port "$port" "$name" "$!"
     echo "run.sh: $name is up (port $port, log $DIR/logs/$name.log)"
 }
@@ -89,8 +95,23 @@ PY
     start fake-bot-api 8081 "$BIN/fake-bot-api" --listen 127.0.0.1:8081
 fi
 start homeserver 8008 "$BIN/homeserver" -c homeserver.yaml
-start telegram-bridge 29317 "$BIN/telegram-bridge" -c telegram.yaml -r telegram-registration.yaml
-start irc-bridge 29318 "$BIN/irc-bridge" -c irc.yaml -r irc-registration.yaml
-echo "run.sh: the stack is running; Ctrl-C stops it"
-wait -n "${pids[@]}" || true
+start_bridges() {
+    start telegram-bridge 29317 "$BIN/telegram-bridge" -c telegram.yaml -r telegram-registration.yaml
+    start irc-bridge 29318 "$BIN/irc-bridge" -c irc.yaml -r irc-registration.yaml
+}
+start_bridges
+echo "run.sh: the stack is running; Ctrl-C stops it, kill -HUP $$ restarts the bridges"
+while true; do
+    wait -n "${pid_of[@]}" || true
+    if [ "$restart_bridges" = 1 ]; then
+        restart_bridges=0
+        for name in telegram-bridge irc-bridge; do
+            kill "${pid_of[$name]}" 2>/dev/null || true
+            wait "${pid_of[$name]}" 2>/dev/null || true
+        done
+        start_bridges
+        continue
+    fi
+    break
+done
 echo "run.sh: a process exited; stopping the others (see $DIR/logs)" >&2
