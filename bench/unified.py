@@ -92,9 +92,9 @@ def main():
         cargo = ["cargo", "build", "-p", "homeserver", "-p", "telegram-bridge", "-p", "irc-bridge"]
         subprocess.run(cargo + (["--release"] if args.profile == "release" else []), cwd=REPO, check=True)
 
-    from ircclient import IrcClient
     from nio import AsyncClient
-    from stack import Stack, link_irc, link_telegram, wait
+    from stack import Stack, link_irc, link_telegram, wait  # puts e2e/irc and e2e/telegram on the path
+    from ircclient import IrcClient
     from test_irc_bridge import Sync
 
     with tempfile.TemporaryDirectory(prefix="unified-bench-") as workdir:

@@ -150,8 +150,9 @@ class Stack:
         hs = load_example("homeserver.yaml")
         hs["listeners"][0]["port"] = self.hs_port
         hs["registration_shared_secret"] = secrets.token_hex(24)
-        # Alice's test sends faster than a person; the bridges' users are exempt anyway.
+        # Test clients log in and send faster than people; the bridges' users are exempt anyway.
         hs["rc_message"] = {"per_second": 100, "burst_count": 200}
+        hs["rc_login"] = hs["rc_registration"] = {"per_second": 100, "burst_count": 100}
         self.shared_secret = hs["registration_shared_secret"]
         self.server_name = hs["server_name"]
         self.dump("homeserver.yaml", hs)
