@@ -316,7 +316,11 @@ impl Network for IrcNetwork {
         self.inner.on_membership(portal, membership).await
     }
 
-    async fn portal_for_invite(&self, room_id: &RoomId, _inviter: &UserId) -> Result<Option<String>> {
+    async fn portal_for_invite(
+        &self,
+        room_id: &RoomId,
+        _inviter: &UserId,
+    ) -> Result<Option<String>> {
         portals::for_invite(&self.inner, room_id).await
     }
 
