@@ -39,12 +39,12 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::appservice::Appservice;
+use crate::commands::{CommandContext, CommandHelp};
 use crate::config::{BridgeConfig, BridgeSection, Permission};
 use crate::error::{Error, Result};
 use crate::intent::RoomOptions;
 use crate::metrics::Metrics;
 use crate::registration::{Prefixes, Registration};
-use crate::commands::{CommandContext, CommandHelp};
 use crate::server::{self, AppserviceHandler, ServerState, ThirdPartyLookup, Transaction};
 use crate::status::{BridgeState, BridgeStatus, StatusBoard};
 use crate::store::{PortalRecord, Store};

@@ -271,9 +271,8 @@ impl Client {
         else {
             return Err(Error::Protocol(format!("not an mxc URI: {mxc}")));
         };
-        let encode = |part: &str| {
-            url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>()
-        };
+        let encode =
+            |part: &str| url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>();
         let tail = format!("{}/{}", encode(server), encode(media_id));
         let mut last = None;
         for prefix in [
@@ -292,7 +291,12 @@ impl Client {
                         .map(str::to_owned);
                     return Ok(DownloadedMedia { data, content_type });
                 }
-                Err(e @ Error::Matrix { status: 400 | 404 | 405, .. }) => last = Some(e),
+                Err(
+                    e @ Error::Matrix {
+                        status: 400 | 404 | 405,
+                        ..
+                    },
+                ) => last = Some(e),
                 Err(e) => return Err(e),
             }
         }

@@ -141,7 +141,11 @@ pub async fn answer(
         return Ok(help_text(&bridge.info().protocol_name, &network.commands()));
     }
     let in_management_room = portal.is_none()
-        && store.user_settings(sender.as_str()).await?.management_room.as_deref()
+        && store
+            .user_settings(sender.as_str())
+            .await?
+            .management_room
+            .as_deref()
             == Some(room.as_str());
     let context = CommandContext {
         bridge,

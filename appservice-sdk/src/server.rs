@@ -155,7 +155,6 @@ pub trait ThirdPartyLookup: Send + Sync {
     ) -> Vec<Value> {
         Vec::new()
     }
-
 }
 
 /// Shared state of the server routes.
@@ -402,9 +401,9 @@ async fn get_protocol(
         return *refused;
     }
     match match state.handler.third_party() {
-Some(lookup) => lookup.thirdparty_protocol(&protocol).await,
-None => Default::default(),
-} {
+        Some(lookup) => lookup.thirdparty_protocol(&protocol).await,
+        None => Default::default(),
+    } {
         Some(p) => Json(p).into_response(),
         None => error(StatusCode::NOT_FOUND, "M_NOT_FOUND", "no such protocol"),
     }
@@ -434,12 +433,14 @@ async fn get_locations_by_protocol(
         return *refused;
     }
     let fields = without_token(query);
-    list_or_not_found(
-        match state.handler.third_party() {
-Some(lookup) => lookup.thirdparty_locations(Some(&protocol), &fields, None).await,
-None => Default::default(),
-},
-    )
+    list_or_not_found(match state.handler.third_party() {
+        Some(lookup) => {
+            lookup
+                .thirdparty_locations(Some(&protocol), &fields, None)
+                .await
+        }
+        None => Default::default(),
+    })
 }
 
 /// `GET /_matrix/app/v1/thirdparty/location?alias=`
@@ -458,12 +459,14 @@ async fn get_locations_by_alias(
             "alias is required",
         );
     };
-    list_or_not_found(
-        match state.handler.third_party() {
-Some(lookup) => lookup.thirdparty_locations(None, &BTreeMap::new(), Some(&alias)).await,
-None => Default::default(),
-},
-    )
+    list_or_not_found(match state.handler.third_party() {
+        Some(lookup) => {
+            lookup
+                .thirdparty_locations(None, &BTreeMap::new(), Some(&alias))
+                .await
+        }
+        None => Default::default(),
+    })
 }
 
 /// `GET /_matrix/app/v1/thirdparty/user/{protocol}`
@@ -477,12 +480,14 @@ async fn get_users_by_protocol(
         return *refused;
     }
     let fields = without_token(query);
-    list_or_not_found(
-        match state.handler.third_party() {
-Some(lookup) => lookup.thirdparty_users(Some(&protocol), &fields, None).await,
-None => Default::default(),
-},
-    )
+    list_or_not_found(match state.handler.third_party() {
+        Some(lookup) => {
+            lookup
+                .thirdparty_users(Some(&protocol), &fields, None)
+                .await
+        }
+        None => Default::default(),
+    })
 }
 
 /// `GET /_matrix/app/v1/thirdparty/user?userid=`
@@ -501,12 +506,14 @@ async fn get_users_by_id(
             "userid is required",
         );
     };
-    list_or_not_found(
-        match state.handler.third_party() {
-Some(lookup) => lookup.thirdparty_users(None, &BTreeMap::new(), Some(&user_id)).await,
-None => Default::default(),
-},
-    )
+    list_or_not_found(match state.handler.third_party() {
+        Some(lookup) => {
+            lookup
+                .thirdparty_users(None, &BTreeMap::new(), Some(&user_id))
+                .await
+        }
+        None => Default::default(),
+    })
 }
 
 /// `GET /metrics` (Prometheus text format)

@@ -128,10 +128,7 @@ impl TestHomeserver {
             .route(&format!("{c}/createRoom"), post(create_room))
             .route("/_matrix/media/v3/upload", post(upload))
             // Only the legacy download route, as older homeservers: clients must fall back to it.
-            .route(
-                "/_matrix/media/v3/download/{server}/{media}",
-                get(download),
-            )
+            .route("/_matrix/media/v3/download/{server}/{media}", get(download))
             .route(
                 "/_matrix/client/unstable/fi.causeway.batch_send/rooms/{room}/batch_send",
                 post(batch_send_route),

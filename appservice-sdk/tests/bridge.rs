@@ -11,9 +11,9 @@ use appservice_sdk::bridge::{
 };
 use appservice_sdk::commands::{CommandContext, CommandHelp};
 use appservice_sdk::config::{BridgeConfig, Permission};
-use appservice_sdk::server::ThirdPartyLookup;
 use appservice_sdk::intent::RoomOptions;
 use appservice_sdk::registration::Registration;
+use appservice_sdk::server::ThirdPartyLookup;
 use appservice_sdk::store::{PortalRecord, Store};
 use appservice_sdk::testing::TestHomeserver;
 use appservice_sdk::{Appservice, Result};
@@ -73,7 +73,10 @@ impl Network for Mirror {
     fn commands(&self) -> Vec<CommandHelp> {
         vec![
             CommandHelp::new("mirror", "mirror TEXT: the bridge says TEXT back"),
-            CommandHelp::new("unlink", "unlink: stop bridging this room (the user who linked it)"),
+            CommandHelp::new(
+                "unlink",
+                "unlink: stop bridging this room (the user who linked it)",
+            ),
         ]
     }
 
@@ -95,7 +98,11 @@ impl Network for Mirror {
                 let Some(portal) = context.portal else {
                     return Ok(Some("Not a portal.".to_owned()));
                 };
-                context.bridge.store().delete_portal(&portal.remote_id).await?;
+                context
+                    .bridge
+                    .store()
+                    .delete_portal(&portal.remote_id)
+                    .await?;
                 Ok(Some(format!("Unlinked {}.", portal.remote_id)))
             }
             _ => Ok(None),
@@ -685,7 +692,10 @@ async fn network_commands_run_before_the_built_in_ones_and_are_listed_in_help() 
         ("$c5", "!p:test", "@alice:test", "!bridge unlink"),
         ("$c6", "!dm:test", "@alice:test", "nonsense"),
     ] {
-        assert_eq!(h.txn(vec![message(id, room, sender, line)]).await, StatusCode::OK);
+        assert_eq!(
+            h.txn(vec![message(id, room, sender, line)]).await,
+            StatusCode::OK
+        );
     }
     let answers: Vec<_> =
         h.hs.recorded_of("send")
@@ -701,7 +711,10 @@ async fn network_commands_run_before_the_built_in_ones_and_are_listed_in_help() 
         ),
         "{help}"
     );
-    assert!(!help.contains("unlink: stop bridging this room (admin)"), "{help}");
+    assert!(
+        !help.contains("unlink: stop bridging this room (admin)"),
+        "{help}"
+    );
     assert!(help.contains("link REMOTE_ID: bridge this room"), "{help}");
     assert_eq!(
         &answers[1..],

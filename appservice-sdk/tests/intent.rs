@@ -279,7 +279,12 @@ async fn downloading_an_mxc_uri_falls_back_to_the_legacy_media_route() {
         .await
         .unwrap_err();
     assert_eq!(missing.errcode(), Some("M_NOT_FOUND"));
-    for not_mxc in ["https://test/uploaded", "mxc://test", "mxc:///x", "mxc://test/a/b"] {
+    for not_mxc in [
+        "https://test/uploaded",
+        "mxc://test",
+        "mxc:///x",
+        "mxc://test/a/b",
+    ] {
         assert!(
             matches!(
                 appservice.client().download_mxc(not_mxc).await,

@@ -163,11 +163,11 @@ async fn a_private_chat_links_to_a_direct_room(backend: &str) {
         .update(json!({"message": {"chat": private, "from": ann(), "text": "/bridge"}}))
         .await;
     let answer = wait_for("the code", || async {
-        h.fake
-            .sent(7)
-            .await
-            .into_iter()
-            .find(|m| m["text"].as_str().is_some_and(|t| t.contains("send bridge ")))
+        h.fake.sent(7).await.into_iter().find(|m| {
+            m["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("send bridge "))
+        })
     })
     .await;
     let code = answer["text"]

@@ -16,7 +16,9 @@ async fn linking_with_a_code_creates_the_portal_room(backend: &str) {
     h.fake.update(text_from_ann("/bridge", json!({}))).await;
     let answer = h
         .wait_sent("the link code", |m| {
-            m["text"].as_str().is_some_and(|t| t.contains("send bridge "))
+            m["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("send bridge "))
         })
         .await;
     let text = answer["text"].as_str().unwrap();
@@ -334,57 +336,181 @@ async fn the_linker_or_an_admin_unlinks_from_matrix_and_admins_link_by_id(backen
         })
     })
     .await;
-    let code = answer["text"].as_str().unwrap().split("send bridge ").nth(1).unwrap()[..8].to_owned();
-    h.txn(vec![dm_invite("@alice:test", "!alice:test"), dm_invite("@carol:test", "!carol:test")])
-        .await;
-    h.txn(vec![said("@alice:test", "$redeem", "!alice:test", &format!("bridge {code}"))])
-        .await;
+    let code = answer["text"]
+        .as_str()
+        .unwrap()
+        .split("send bridge ")
+        .nth(1)
+        .unwrap()[..8]
+        .to_owned();
+    h.txn(vec![
+        dm_invite("@alice:test", "!alice:test"),
+        dm_invite("@carol:test", "!carol:test"),
+    ])
+    .await;
+    h.txn(vec![said(
+        "@alice:test",
+        "$redeem",
+        "!alice:test",
+        &format!("bridge {code}"),
+    )])
+    .await;
     let portal = wait_for("the private portal", || async {
         h.bridge.store().portal_by_remote_id("7").await.unwrap()
     })
     .await;
-    notice(&h, "!alice:test", "the link answer",
-        &format!("Telegram chat Ann Lee (7) is now bridged to {}.", portal.room_id)).await;
+    notice(
+        &h,
+        "!alice:test",
+        "the link answer",
+        &format!(
+            "Telegram chat Ann Lee (7) is now bridged to {}.",
+            portal.room_id
+        ),
+    )
+    .await;
 
     // Carol has `user` too, but did not link the chat; neither may Alice link a chat by id.
-    h.txn(vec![said("@carol:test", "$c-unlink", "!carol:test", "unlink 7")]).await;
-    notice(&h, "!carol:test", "Carol's refusal",
-        "Only the Matrix user who linked this chat, or a bridge admin, can unlink it.").await;
-    h.txn(vec![said("@alice:test", "$a-link", "!alice:test", &format!("link {GROUP}"))]).await;
+    h.txn(vec![said(
+        "@carol:test",
+        "$c-unlink",
+        "!carol:test",
+        "unlink 7",
+    )])
+    .await;
+    notice(
+        &h,
+        "!carol:test",
+        "Carol's refusal",
+        "Only the Matrix user who linked this chat, or a bridge admin, can unlink it.",
+    )
+    .await;
+    h.txn(vec![said(
+        "@alice:test",
+        "$a-link",
+        "!alice:test",
+        &format!("link {GROUP}"),
+    )])
+    .await;
     notice(&h, "!alice:test", "the refusal to link by id",
         "Linking a chat by id is for bridge admins: have a Telegram admin of the chat send /bridge there, \
          then send bridge CODE here.").await;
-    assert!(h.bridge.store().portal_by_remote_id("7").await.unwrap().is_some());
+    assert!(
+        h.bridge
+            .store()
+            .portal_by_remote_id("7")
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // Alice unlinks from her management room; both sides hear of it.
-    h.txn(vec![said("@alice:test", "$a-unlink", "!alice:test", "unlink 7")]).await;
-    notice(&h, "!alice:test", "the unlink answer",
-        &format!("Telegram chat 7 is no longer bridged to {}.", portal.room_id)).await;
-    notice(&h, portal.room_id.as_str(), "the notice in the old portal",
-        "This room is no longer bridged: @alice:test sent unlink.").await;
+    h.txn(vec![said(
+        "@alice:test",
+        "$a-unlink",
+        "!alice:test",
+        "unlink 7",
+    )])
+    .await;
+    notice(
+        &h,
+        "!alice:test",
+        "the unlink answer",
+        &format!(
+            "Telegram chat 7 is no longer bridged to {}.",
+            portal.room_id
+        ),
+    )
+    .await;
+    notice(
+        &h,
+        portal.room_id.as_str(),
+        "the notice in the old portal",
+        "This room is no longer bridged: @alice:test sent unlink.",
+    )
+    .await;
     wait_for("the unlink in Telegram", || async {
-        h.fake.sent(7).await.into_iter().find(|m| m["text"] == "This chat is no longer bridged to Matrix.")
+        h.fake
+            .sent(7)
+            .await
+            .into_iter()
+            .find(|m| m["text"] == "This chat is no longer bridged to Matrix.")
     })
     .await;
-    assert!(h.bridge.store().portal_by_remote_id("7").await.unwrap().is_none());
-    assert_eq!(h.bridge.store().kv_get("telegram_linked_by", "7").await.unwrap(), None);
+    assert!(
+        h.bridge
+            .store()
+            .portal_by_remote_id("7")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        h.bridge
+            .store()
+            .kv_get("telegram_linked_by", "7")
+            .await
+            .unwrap(),
+        None
+    );
 
     // A bridge admin links the group by id in a room of theirs, which becomes the portal, and unlinks it there.
     h.fake.update(text_from_ann("hello", json!({}))).await;
-    h.txn(vec![said("@boss:test", "$b-link", "!boss-room:test", &format!("!bridge link {GROUP}"))]).await;
-    notice(&h, "!boss-room:test", "the admin's link answer",
-        &format!("Telegram chat Causeway Group ({GROUP}) is now bridged to !boss-room:test.")).await;
-    h.wait_sent("the link in Telegram", |m| m["text"] == "This chat is now bridged to Matrix (!boss-room:test).").await;
+    h.txn(vec![said(
+        "@boss:test",
+        "$b-link",
+        "!boss-room:test",
+        &format!("!bridge link {GROUP}"),
+    )])
+    .await;
+    notice(
+        &h,
+        "!boss-room:test",
+        "the admin's link answer",
+        &format!("Telegram chat Causeway Group ({GROUP}) is now bridged to !boss-room:test."),
+    )
+    .await;
+    h.wait_sent("the link in Telegram", |m| {
+        m["text"] == "This chat is now bridged to Matrix (!boss-room:test)."
+    })
+    .await;
     assert_eq!(
-        h.bridge.store().kv_get("telegram_linked_by", &GROUP.to_string()).await.unwrap().as_deref(),
+        h.bridge
+            .store()
+            .kv_get("telegram_linked_by", &GROUP.to_string())
+            .await
+            .unwrap()
+            .as_deref(),
         Some("@boss:test")
     );
-    h.txn(vec![said("@alice:test", "$a-unlink2", "!boss-room:test", "!bridge unlink")]).await;
-    notice(&h, "!boss-room:test", "Alice's refusal in the portal",
-        "Only the Matrix user who linked this chat, or a bridge admin, can unlink it.").await;
-    h.txn(vec![said("@boss:test", "$b-unlink", "!boss-room:test", "!bridge unlink")]).await;
-    notice(&h, "!boss-room:test", "the admin's unlink answer",
-        &format!("Telegram chat {GROUP} is no longer bridged to !boss-room:test.")).await;
+    h.txn(vec![said(
+        "@alice:test",
+        "$a-unlink2",
+        "!boss-room:test",
+        "!bridge unlink",
+    )])
+    .await;
+    notice(
+        &h,
+        "!boss-room:test",
+        "Alice's refusal in the portal",
+        "Only the Matrix user who linked this chat, or a bridge admin, can unlink it.",
+    )
+    .await;
+    h.txn(vec![said(
+        "@boss:test",
+        "$b-unlink",
+        "!boss-room:test",
+        "!bridge unlink",
+    )])
+    .await;
+    notice(
+        &h,
+        "!boss-room:test",
+        "the admin's unlink answer",
+        &format!("Telegram chat {GROUP} is no longer bridged to !boss-room:test."),
+    )
+    .await;
     h.finish().await;
 }
 
@@ -400,11 +526,29 @@ async fn a_matrix_location_is_a_map_after_a_line_naming_the_sender(backend: &str
         json!({"msgtype": "m.location", "body": "Eiffel Tower", "geo_uri": "geo:48.85837,2.294481;u=20"}),
     )])
     .await;
-    let map = h.wait_sent("the map", |m| m.get("location").is_some()).await;
-    assert_eq!(map["location"], json!({"latitude": 48.85837, "longitude": 2.294481}));
-    assert_eq!(map["reply_to_message"]["text"], "@alice:test: 📍 Eiffel Tower");
-    let stored = h.bridge.store().message_by_event_id("$where").await.unwrap().unwrap();
-    assert_eq!(stored.remote_id, map["message_id"].to_string(), "the map is the bridged message");
+    let map = h
+        .wait_sent("the map", |m| m.get("location").is_some())
+        .await;
+    assert_eq!(
+        map["location"],
+        json!({"latitude": 48.85837, "longitude": 2.294481})
+    );
+    assert_eq!(
+        map["reply_to_message"]["text"],
+        "@alice:test: 📍 Eiffel Tower"
+    );
+    let stored = h
+        .bridge
+        .store()
+        .message_by_event_id("$where")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.remote_id,
+        map["message_id"].to_string(),
+        "the map is the bridged message"
+    );
     h.txn(vec![matrix_event(
         "m.room.message",
         "$nowhere",
@@ -412,7 +556,10 @@ async fn a_matrix_location_is_a_map_after_a_line_naming_the_sender(backend: &str
         json!({"msgtype": "m.location", "body": "Atlantis", "geo_uri": "geo:95,0"}),
     )])
     .await;
-    h.wait_sent("the text fallback", |m| m["text"] == "@alice:test: Atlantis (geo:95,0)").await;
+    h.wait_sent("the text fallback", |m| {
+        m["text"] == "@alice:test: Atlantis (geo:95,0)"
+    })
+    .await;
     h.finish().await;
 }
 

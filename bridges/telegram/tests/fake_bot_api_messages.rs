@@ -376,11 +376,26 @@ async fn send_location_checks_coordinates_and_returns_a_location_message() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["location"]["longitude"], 2.294481);
     for (params, expected) in [
-        (json!({"chat_id": GROUP, "longitude": 2.0}), "Bad Request: latitude is empty"),
-        (json!({"chat_id": GROUP, "latitude": "north", "longitude": 2.0}), "Bad Request: invalid latitude specified"),
-        (json!({"chat_id": GROUP, "latitude": 91.0, "longitude": 2.0}), "Bad Request: wrong location"),
-        (json!({"chat_id": GROUP, "latitude": 1.0, "longitude": -180.5}), "Bad Request: wrong location"),
-        (json!({"chat_id": GROUP, "latitude": 1.0, "longitude": 2.0, "live_period": 30}), "Bad Request: wrong live period specified"),
+        (
+            json!({"chat_id": GROUP, "longitude": 2.0}),
+            "Bad Request: latitude is empty",
+        ),
+        (
+            json!({"chat_id": GROUP, "latitude": "north", "longitude": 2.0}),
+            "Bad Request: invalid latitude specified",
+        ),
+        (
+            json!({"chat_id": GROUP, "latitude": 91.0, "longitude": 2.0}),
+            "Bad Request: wrong location",
+        ),
+        (
+            json!({"chat_id": GROUP, "latitude": 1.0, "longitude": -180.5}),
+            "Bad Request: wrong location",
+        ),
+        (
+            json!({"chat_id": GROUP, "latitude": 1.0, "longitude": 2.0, "live_period": 30}),
+            "Bad Request: wrong live period specified",
+        ),
     ] {
         let (code, description) = call_err(&router, "sendLocation", params.clone()).await;
         assert_eq!((code, description.as_str()), (400, expected), "{params}");

@@ -197,7 +197,10 @@ impl Api {
     /// A chat's title (a private chat: the user's name), if the bot can see the chat (`getChat`).
     pub async fn chat_title(&self, chat: i64) -> Result<(String, bool), CallError> {
         let chat = self
-            .call("getChat", |bot| async move { bot.get_chat(ChatId(chat)).await })
+            .call(
+                "getChat",
+                |bot| async move { bot.get_chat(ChatId(chat)).await },
+            )
             .await?;
         let private = chat.is_private();
         let title = chat

@@ -71,19 +71,23 @@ impl Shared {
             }
             ("link", [code]) => self.redeem_command(context, code).await?,
             ("bridge" | "link", _) => {
-                "Usage: bridge CODE (the code /bridge gave in Telegram), or link CHAT_ID (admin)".to_owned()
+                "Usage: bridge CODE (the code /bridge gave in Telegram), or link CHAT_ID (admin)"
+                    .to_owned()
             }
             ("unlink", []) => match context.portal {
                 Some(portal) => self.unlink_command(context, &portal.remote_id).await?,
-                None => "This room is not bridged; send unlink CHAT_ID to unlink a chat from here.".to_owned(),
+                None => "This room is not bridged; send unlink CHAT_ID to unlink a chat from here."
+                    .to_owned(),
             },
             ("unlink", [id]) if id.parse::<i64>().is_ok() => {
                 self.unlink_command(context, id).await?
             }
             ("unlink", _) => "Usage: unlink [CHAT_ID]".to_owned(),
-            ("login", _) => "This bridge has no logins. To link a Telegram chat, have an admin send /bridge \
+            ("login", _) => {
+                "This bridge has no logins. To link a Telegram chat, have an admin send /bridge \
                              there, then send bridge CODE here."
-                .to_owned(),
+                    .to_owned()
+            }
             _ => return Ok(None),
         };
         Ok(Some(reply))
@@ -105,7 +109,9 @@ impl Shared {
             return Ok("This room is already bridged; unlink it first.".to_owned());
         };
         let Some(link) = self.state().link_codes.redeem(code, Instant::now()) else {
-            return Ok("Unknown or expired code: send /bridge in the Telegram chat again.".to_owned());
+            return Ok(
+                "Unknown or expired code: send /bridge in the Telegram chat again.".to_owned(),
+            );
         };
         self.link(
             context.bridge,
@@ -137,8 +143,13 @@ impl Shared {
             }
             Err(e) => return Err(e.into()),
         };
-        self.link(context.bridge, context.sender, (chat, &title, private), target)
-            .await
+        self.link(
+            context.bridge,
+            context.sender,
+            (chat, &title, private),
+            target,
+        )
+        .await
     }
 
     /// Makes `chat` a portal (a new room, or the given one), remembers who linked it and tells Telegram.
@@ -195,7 +206,11 @@ impl Shared {
         ))
     }
 
-    async fn unlink_command(&self, context: &CommandContext<'_>, remote_id: &str) -> Result<String> {
+    async fn unlink_command(
+        &self,
+        context: &CommandContext<'_>,
+        remote_id: &str,
+    ) -> Result<String> {
         let store = context.bridge.store();
         let Some(portal) = store.portal_by_remote_id(remote_id).await? else {
             return Ok(format!("Telegram chat {remote_id} is not bridged."));
@@ -204,7 +219,8 @@ impl Shared {
         let is_linker = linker.as_deref() == Some(context.sender.as_str());
         if context.permission < Permission::Admin && !is_linker {
             return Ok(
-                "Only the Matrix user who linked this chat, or a bridge admin, can unlink it.".to_owned(),
+                "Only the Matrix user who linked this chat, or a bridge admin, can unlink it."
+                    .to_owned(),
             );
         }
         store.delete_portal(remote_id).await?;
@@ -215,7 +231,10 @@ impl Shared {
             portal.room_id
         );
         if portal.room_id.as_str() != context.room_id.as_str() {
-            let notice = format!("This room is no longer bridged: {} sent unlink.", context.sender);
+            let notice = format!(
+                "This room is no longer bridged: {} sent unlink.",
+                context.sender
+            );
             let sent = context
                 .bridge
                 .appservice()
@@ -229,7 +248,12 @@ impl Shared {
         if let Ok(chat) = remote_id.parse::<i64>()
             && let Err(e) = self
                 .api
-                .send_html(chat, "This chat is no longer bridged to Matrix.", None, None)
+                .send_html(
+                    chat,
+                    "This chat is no longer bridged to Matrix.",
+                    None,
+                    None,
+                )
                 .await
         {
             tracing::info!(error = %e, "unlink notice not sent to Telegram");

@@ -3,10 +3,9 @@
 use std::time::Instant;
 
 use appservice_sdk::bridge::{Bridge, RemoteEvent, RemoteEventKind, RemoteSender};
-use appservice_sdk::intent::{RoomOptions, SendOptions};
+use appservice_sdk::intent::SendOptions;
 use appservice_sdk::store::PortalRecord;
 use appservice_sdk::{Error, Result};
-use ruma::UserId;
 use serde_json::{Value, json};
 
 use super::{CACHE_LIMIT, GHOST_PREFIX, Shared};

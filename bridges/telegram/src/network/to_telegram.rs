@@ -162,7 +162,11 @@ impl Shared {
         let geo_uri = m.content["geo_uri"].as_str().unwrap_or_default();
         let Some(point) = parse_geo_uri(geo_uri) else {
             let html = self
-                .relay_html(&m.sender, &m.content, &escape(&format!("{body} ({geo_uri})")))
+                .relay_html(
+                    &m.sender,
+                    &m.content,
+                    &escape(&format!("{body} ({geo_uri})")),
+                )
                 .await;
             let sent = self.api.send_html(chat, &html, reply_to, thread).await?;
             return Ok(Some(sent.id.0.to_string()));
@@ -441,7 +445,10 @@ mod tests {
 
     #[test]
     fn geo_uris_give_latitude_and_longitude_within_range() {
-        assert_eq!(parse_geo_uri("geo:48.85837,2.294481"), Some((48.85837, 2.294481)));
+        assert_eq!(
+            parse_geo_uri("geo:48.85837,2.294481"),
+            Some((48.85837, 2.294481))
+        );
         assert_eq!(
             parse_geo_uri("geo:-33.8,151.2,58;u=35"),
             Some((-33.8, 151.2)),

@@ -58,7 +58,9 @@ pub(super) fn send_location(w: &mut World, bot_id: i64, p: &Params) -> Result<Va
         return Err(ApiError::bad_request("wrong heading specified"));
     }
     if radius.is_some_and(|r| !(1..=100_000).contains(&r)) {
-        return Err(ApiError::bad_request("wrong proximity alert radius specified"));
+        return Err(ApiError::bad_request(
+            "wrong proximity alert radius specified",
+        ));
     }
     let (chat_id, mut message) = new_message(w, bot_id, p)?;
     let mut location = json!({"latitude": latitude, "longitude": longitude});
