@@ -17,6 +17,7 @@ on_both_backends!(
     joined_history_visibility_hides_earlier_messages,
     rooms_keep_a_single_forward_extremity,
     concurrent_sends_in_many_rooms_commit_together_and_a_repeat_fails_alone,
+    a_power_override_without_the_creator_applies_after_the_initial_state,
     a_restart_loses_no_events_and_rooms_continue,
     knocking_needs_a_knock_join_rule,
     restricted_rooms_admit_members_of_allowed_rooms,
@@ -689,6 +690,48 @@ async fn concurrent_sends_in_many_rooms_commit_together_and_a_repeat_fails_alone
         let extremities = s.services.store.forward_extremities(room).await.unwrap();
         assert_eq!(extremities.len(), 1, "{extremities:?}");
     }
+}
+
+async fn a_power_override_without_the_creator_applies_after_the_initial_state(db: Db) {
+    let s = TestServer::start(db).await;
+    let (_, token, _) = s.register("alice", "pw").await;
+    let (bob, _, _) = s.register("bob", "pw").await;
+    let (status, body) = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&token),
+            json!({"room_alias_name": "handed-over", "name": "Handed over", "invite": [bob],
+                   "power_level_content_override": {"users": {bob.clone(): 100}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let room = body["room_id"].as_str().unwrap();
+    let (_, power) = s
+        .get(
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        power["users"],
+        json!({bob.clone(): 100}),
+        "the override, as asked"
+    );
+    let (_, name) = s
+        .get(
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.name/"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(name["name"], "Handed over");
+    let r = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&token),
+            json!({"power_level_content_override": {"users": 5}}),
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "M_BAD_JSON");
 }
 
 async fn a_restart_loses_no_events_and_rooms_continue(db: Db) {

@@ -10,6 +10,7 @@ on_both_backends!(
     a_long_poll_wakes_as_soon_as_a_message_arrives,
     the_timeline_limit_is_honoured_with_limited_and_prev_batch,
     invites_and_leaves_appear_in_their_sections,
+    a_kick_wakes_the_kicked_users_sync_with_the_leave,
     typing_receipts_tags_and_account_data_reach_sync,
     stored_and_inline_filters_select_events,
     lazy_loading_sends_only_the_members_who_spoke,
@@ -185,6 +186,43 @@ async fn invites_and_leaves_appear_in_their_sections(db: Db) {
     .await;
     let sync = s.sync(&bob_token, Some(&since), 1000).await;
     assert!(sync["rooms"]["leave"].get(&room).is_some(), "{sync}");
+}
+
+async fn a_kick_wakes_the_kicked_users_sync_with_the_leave(db: Db) {
+    let s = TestServer::start(db).await;
+    let (_, token, _) = s.register("alice", "pw").await;
+    let (bob, bob_token, _) = s.register("bob", "pw").await;
+    let room = s
+        .create_room(&token, json!({"preset": "public_chat"}))
+        .await;
+    s.join(&bob_token, &room).await;
+    let since = s.sync(&bob_token, None, 0).await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kick = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, body) = s
+            .post(
+                &format!("/_matrix/client/v3/rooms/{room}/kick"),
+                Some(&token),
+                json!({"user_id": bob, "reason": "test"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    };
+    let (sync, ()) = tokio::join!(s.sync(&bob_token, Some(&since), 10_000), kick);
+    let left = &sync["rooms"]["leave"][&room];
+    let events = left["timeline"]["events"]
+        .as_array()
+        .expect("a leave section");
+    assert!(
+        events.iter().any(|e| e["type"] == "m.room.member"
+            && e["state_key"] == bob.as_str()
+            && e["content"]["membership"] == "leave"),
+        "{sync}"
+    );
+    assert!(sync["rooms"]["join"].get(&room).is_none(), "{sync}");
 }
 
 async fn typing_receipts_tags_and_account_data_reach_sync(db: Db) {

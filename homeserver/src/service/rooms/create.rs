@@ -136,6 +136,29 @@ impl Services {
                 power[k] = v.clone();
             }
         }
+        // An override that leaves the creator without full power would stop them sending the
+        // rest of the initial state: they keep 100 until it is sent, then the override applies
+        // as asked (Synapse does the same). Room version 12 creators are privileged anyway.
+        let creator_level = power
+            .get("users")
+            .and_then(|u| u.get(creator))
+            .and_then(Value::as_i64)
+            .or_else(|| power.get("users_default").and_then(Value::as_i64))
+            .unwrap_or(0);
+        let final_power = (!v12 && creator_level < 100).then(|| power.clone());
+        if final_power.is_some() {
+            match power.get_mut("users") {
+                Some(Value::Object(users)) => {
+                    users.insert(creator.to_owned(), json!(100));
+                }
+                Some(Value::Null) | None => power["users"] = json!({creator: 100}),
+                Some(_) => {
+                    return Err(Error::bad_json(
+                        "power_level_content_override.users must be an object",
+                    ));
+                }
+            }
+        }
         self.build_and_send(
             &mut room,
             creator,
@@ -229,6 +252,14 @@ impl Services {
                 &mut room,
                 creator,
                 EventSpec::state("m.room.member", user, content),
+            )
+            .await?;
+        }
+        if let Some(power) = final_power {
+            self.build_and_send(
+                &mut room,
+                creator,
+                EventSpec::state("m.room.power_levels", "", power),
             )
             .await?;
         }

@@ -19,12 +19,34 @@ impl Viewer {
         rows.iter().rev().find(|(p, _)| *p <= at).map(|(_, v)| v)
     }
 
+    /// The user's membership for judging the event at `at`. For the user's own membership event
+    /// it is the more joined of before and after it, so a user sees their own join, and their
+    /// own leave or kick from a room they were in or invited to.
     fn membership_at(&self, at: i64) -> Option<&str> {
-        self.memberships
+        let mut older = self
+            .memberships
             .iter()
             .rev()
-            .find(|m| m.stream_ordering <= at)
-            .map(|m| m.membership.as_str())
+            .skip_while(|m| m.stream_ordering > at);
+        let latest = older.next()?;
+        if latest.stream_ordering != at {
+            return Some(&latest.membership);
+        }
+        let before = older.next().map(|m| m.membership.as_str());
+        let own = latest.membership.as_str();
+        if own == "leave" && matches!(before, Some("join" | "invite")) {
+            return Some("join");
+        }
+        const PRIORITY: [&str; 5] = ["join", "invite", "knock", "leave", "ban"];
+        let rank = |m: Option<&str>| {
+            m.and_then(|m| PRIORITY.iter().position(|p| *p == m))
+                .unwrap_or(PRIORITY.len())
+        };
+        Some(if rank(before) < rank(Some(own)) {
+            before.unwrap_or(own)
+        } else {
+            own
+        })
     }
 
     /// Whether the event at stream position `at` is visible.
