@@ -8,6 +8,7 @@ and starts everything in the order `examples/unified/run.sh` does.
 """
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -58,8 +59,10 @@ async def link_telegram(stack, alice, sync, chat, owner):
                                        "new_chat_member": {"status": "creator", "user": owner,
                                                            "is_anonymous": False}}})
     stack.fake.update({"message": {"chat": chat, "from": owner, "text": "/bridge"}})
-    answer = wait(lambda: [m for m in stack.fake.sent(chat["id"]) if "login " in m.get("text", "")], "the code")[0]
-    code = answer["text"].split("login ")[1].split()[0]
+    # The bot's answer names the command: `bridge CODE` (`login CODE` before the bridge had its own commands).
+    answer = wait(lambda: [m for m in stack.fake.sent(chat["id"]) if re.search(r"(?:login|bridge) [A-Z0-9]{6,}",
+                                                                               m.get("text", ""))], "the code")[0]
+    command, code = re.search(r"(login|bridge) ([A-Z0-9]{6,})", answer["text"]).groups()
     bot = f"@telegrambot:{stack.server_name}"
     if not getattr(sync, "telegram_dm", None):
         created = await alice.room_create(invite=[bot], is_direct=True)
@@ -68,7 +71,7 @@ async def link_telegram(stack, alice, sync, chat, owner):
                             and e["content"].get("membership") == "join", "the Telegram bot in Alice's DM")
         sync.telegram_dm = created.room_id
     sync.invites.clear()
-    await send(alice, sync.telegram_dm, {"msgtype": "m.text", "body": f"login {code}"})
+    await send(alice, sync.telegram_dm, {"msgtype": "m.text", "body": f"{command} {code}"})
     portal = await sync.wait_invite("the portal invite")
     await join(alice, portal)
     wait(lambda: [m for m in stack.fake.sent(chat["id"]) if "now bridged" in m.get("text", "")],
