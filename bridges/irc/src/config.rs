@@ -534,13 +534,20 @@ mod tests {
     fn channel_keys_load_and_a_key_with_a_space_is_refused() {
         let loaded = parse(
             "c.yaml",
-            &with_irc("  networks:\n    net: {host: irc.x, channel_keys: {\"#secret\": hunter2}}\n"),
+            &with_irc(
+                "  networks:\n    net: {host: irc.x, channel_keys: {\"#secret\": hunter2}}\n",
+            ),
         )
         .unwrap();
-        assert_eq!(loaded.irc.networks["net"].channel_keys["#secret"], "hunter2");
+        assert_eq!(
+            loaded.irc.networks["net"].channel_keys["#secret"],
+            "hunter2"
+        );
         let err = parse(
             "c.yaml",
-            &with_irc("  networks:\n    net: {host: irc.x, channel_keys: {\"#secret\": \"a b\"}}\n"),
+            &with_irc(
+                "  networks:\n    net: {host: irc.x, channel_keys: {\"#secret\": \"a b\"}}\n",
+            ),
         )
         .unwrap_err();
         assert_eq!(err.key, "irc.networks.net.channel_keys.#secret");

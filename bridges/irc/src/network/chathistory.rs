@@ -201,7 +201,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(isupport_limit(&line), Some(25));
-        let unlimited = Line::parse(":irc.example 005 relaybot CHATHISTORY=0 :are supported").unwrap();
+        let unlimited =
+            Line::parse(":irc.example 005 relaybot CHATHISTORY=0 :are supported").unwrap();
         assert_eq!(isupport_limit(&unlimited), Some(DEFAULT_LIMIT));
         let other = Line::parse(":irc.example 005 relaybot NICKLEN=30 :are supported").unwrap();
         assert_eq!(isupport_limit(&other), None);

@@ -298,11 +298,17 @@ impl Connection {
             tokio::select! {
                 biased;
                 _ = stop.changed() => {
-                    // Flush what is queued (the QUIT last), then go.
+                    // Flush what is queued (the QUIT last), then go. The `irc` crate writes
+                    // only while its stream is polled: read on until the server closes the
+                    // connection after the QUIT, or a moment has passed. (Sleeping instead
+                    // dropped the QUIT: the server saw "Connection closed".)
                     while let Ok(message) = queue.try_recv() {
                         let _ = sender.send(message);
                     }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                        while let Some(Ok(_)) = stream.next().await {}
+                    })
+                    .await;
                     return Ok(());
                 }
                 received = stream.next() => {
@@ -377,9 +383,8 @@ fn join_lines(channels: &[String], keys: &BTreeMap<String, String>) -> Vec<Strin
     channels
         .chunks(10)
         .map(|chunk| {
-            let (keyed, open): (Vec<&String>, Vec<&String>) = chunk
-                .iter()
-                .partition(|c| keys.contains_key(&irc_lower(c)));
+            let (keyed, open): (Vec<&String>, Vec<&String>) =
+                chunk.iter().partition(|c| keys.contains_key(&irc_lower(c)));
             let names: Vec<&str> = keyed.iter().chain(&open).map(|c| c.as_str()).collect();
             let keys: Vec<&str> = keyed.iter().map(|c| keys[&irc_lower(c)].as_str()).collect();
             if keys.is_empty() {
@@ -459,10 +464,7 @@ mod tests {
     fn keyed_channels_join_with_their_keys_first() {
         let keys = BTreeMap::from([("#secret".to_owned(), "hunter2".to_owned())]);
         let channels: Vec<String> = ["#open", "#Secret"].map(str::to_owned).into();
-        assert_eq!(
-            join_lines(&channels, &keys),
-            ["JOIN #Secret,#open hunter2"]
-        );
+        assert_eq!(join_lines(&channels, &keys), ["JOIN #Secret,#open hunter2"]);
         let many: Vec<String> = (0..12).map(|i| format!("#c{i}")).collect();
         assert_eq!(
             join_lines(&many, &keys),
