@@ -29,7 +29,7 @@
 mod matrix;
 mod remote;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -39,12 +39,13 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::appservice::Appservice;
+use crate::commands::{CommandContext, CommandHelp};
 use crate::config::{BridgeConfig, BridgeSection, Permission};
 use crate::error::{Error, Result};
 use crate::intent::RoomOptions;
 use crate::metrics::Metrics;
 use crate::registration::{Prefixes, Registration};
-use crate::server::{self, AppserviceHandler, ServerState, Transaction};
+use crate::server::{self, AppserviceHandler, ServerState, ThirdPartyLookup, Transaction};
 use crate::status::{BridgeState, BridgeStatus, StatusBoard};
 use crate::store::{PortalRecord, Store};
 
@@ -90,6 +91,8 @@ pub struct MatrixMessage {
     pub event_id: OwnedEventId,
     /// Who sent it.
     pub sender: OwnedUserId,
+    /// The sender's global displayname, if they have one (see [`Bridge::displayname_of`]).
+    pub sender_displayname: Option<String>,
     /// The full `m.room.message` content.
     pub content: Value,
     /// Plain text to deliver: the body, or the relay template applied to it when relayed.
@@ -281,29 +284,70 @@ pub trait Network: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Third-party protocol metadata (`GET /_matrix/app/v1/thirdparty/protocol/{protocol}`).
-    async fn thirdparty_protocol(&self, _protocol: &str) -> Option<Value> {
+    /// The network's third-party lookups (`/_matrix/app/v1/thirdparty/*`), if it has any:
+    /// implement [`ThirdPartyLookup`] and return `Some(self)`. `None` (the default) answers 404.
+    fn third_party(&self) -> Option<&dyn ThirdPartyLookup> {
         None
     }
 
-    /// Third-party locations, by protocol and fields or by Matrix alias.
-    async fn thirdparty_locations(
-        &self,
-        _protocol: Option<&str>,
-        _fields: &BTreeMap<String, String>,
-        _alias: Option<&str>,
-    ) -> Vec<Value> {
+    /// The network's own management-room commands, for `help` (each replaces a built-in command
+    /// of the same name in the list). Default: none.
+    fn commands(&self) -> Vec<CommandHelp> {
         Vec::new()
     }
 
-    /// Third-party users, by protocol and fields or by Matrix user id.
-    async fn thirdparty_users(
+    /// Runs one of the network's own commands: `command` is the first word, lowercased, `args`
+    /// the rest. Called for every command but `help`, before the built-in ones, from users with
+    /// at least `relay` permission (check `context.permission` for more); return `Ok(None)` for
+    /// "not mine" (the default) to let the built-in command (or "unknown command") answer, or the
+    /// reply the bot sends.
+    ///
+    /// ```
+    /// use appservice_sdk::bridge::{MatrixMessage, Network, NetworkInfo};
+    /// use appservice_sdk::commands::{CommandContext, CommandHelp};
+    /// use appservice_sdk::config::Permission;
+    /// use appservice_sdk::store::PortalRecord;
+    ///
+    /// struct Chats;
+    ///
+    /// #[async_trait::async_trait]
+    /// impl Network for Chats {
+    ///     fn info(&self) -> NetworkInfo {
+    ///         NetworkInfo::new("chats", "Chats", "chats_")
+    ///     }
+    ///     async fn handle_matrix_message(
+    ///         &self,
+    ///         _portal: &PortalRecord,
+    ///         _message: &MatrixMessage,
+    ///     ) -> appservice_sdk::Result<Option<String>> {
+    ///         Ok(None)
+    ///     }
+    ///     fn commands(&self) -> Vec<CommandHelp> {
+    ///         vec![CommandHelp::new("whois", "whois NAME: who NAME is on Chats")]
+    ///     }
+    ///     async fn handle_command(
+    ///         &self,
+    ///         context: &CommandContext<'_>,
+    ///         command: &str,
+    ///         args: &[&str],
+    ///     ) -> appservice_sdk::Result<Option<String>> {
+    ///         match command {
+    ///             "whois" if context.permission < Permission::User => {
+    ///                 Ok(Some("whois needs the `user` permission.".to_owned()))
+    ///             }
+    ///             "whois" => Ok(Some(format!("{} is a Chats user.", args.join(" ")))),
+    ///             _ => Ok(None),
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    async fn handle_command(
         &self,
-        _protocol: Option<&str>,
-        _fields: &BTreeMap<String, String>,
-        _user_id: Option<&str>,
-    ) -> Vec<Value> {
-        Vec::new()
+        _context: &CommandContext<'_>,
+        _command: &str,
+        _args: &[&str],
+    ) -> Result<Option<String>> {
+        Ok(None)
     }
 
     /// `login ARGS...`: logs a Matrix user in; returns the login state to store.
@@ -338,6 +382,7 @@ struct Inner {
     status: StatusBoard,
     queues: Mutex<HashMap<OwnedRoomId, mpsc::Sender<Queued>>>,
     typing: Mutex<HashMap<OwnedRoomId, BTreeSet<OwnedUserId>>>,
+    displaynames: Mutex<HashMap<OwnedUserId, (Option<String>, Instant)>>,
     listen: String,
     bot_displayname: Option<String>,
 }
@@ -358,6 +403,10 @@ impl std::fmt::Debug for Bridge {
 
 /// How many events may wait in one portal's queue before senders wait.
 const QUEUE_DEPTH: usize = 1024;
+/// Cached Matrix displaynames older than this are fetched again (a member event refreshes them sooner).
+const DISPLAYNAME_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+/// At most this many cached displaynames.
+const DISPLAYNAME_CACHE: usize = 10_000;
 
 impl Bridge {
     /// A bridge for `network`, configured by `config`, registered as `registration`; connects
@@ -395,6 +444,7 @@ impl Bridge {
                 status: StatusBoard::default(),
                 queues: Mutex::new(HashMap::new()),
                 typing: Mutex::new(HashMap::new()),
+                displaynames: Mutex::new(HashMap::new()),
                 listen: format!("{}:{}", config.appservice.hostname, config.appservice.port),
                 bot_displayname: config.appservice.bot.displayname.clone(),
             }),
@@ -434,6 +484,35 @@ impl Bridge {
     /// The permission of a Matrix user.
     pub fn permission_of(&self, user_id: &UserId) -> Permission {
         self.inner.section.permission_of(user_id.as_str())
+    }
+
+    /// A Matrix user's global displayname (`None` if they have none or the profile cannot be
+    /// read), cached for 10 minutes and refreshed by the member events the bridge sees.
+    ///
+    /// `GET /_matrix/client/v3/profile/{userId}/displayname`
+    pub async fn displayname_of(&self, user_id: &UserId) -> Option<String> {
+        if let Some((name, at)) = self
+            .inner
+            .displaynames
+            .lock()
+            .expect("displaynames lock")
+            .get(user_id)
+            && at.elapsed() < DISPLAYNAME_TTL
+        {
+            return name.clone();
+        }
+        let name = self.fetch_displayname(user_id).await;
+        self.remember_displayname(user_id, name.clone());
+        name
+    }
+
+    /// Caches a displayname (from the profile, or from a member event).
+    pub(crate) fn remember_displayname(&self, user_id: &UserId, name: Option<String>) {
+        let mut cache = self.inner.displaynames.lock().expect("displaynames lock");
+        if cache.len() >= DISPLAYNAME_CACHE && !cache.contains_key(user_id) {
+            cache.clear();
+        }
+        cache.insert(user_id.to_owned(), (name, Instant::now()));
     }
 
     /// The current bridge status.
@@ -669,32 +748,8 @@ impl AppserviceHandler for Bridge {
         }
     }
 
-    async fn thirdparty_protocol(&self, protocol: &str) -> Option<Value> {
-        self.inner.network.thirdparty_protocol(protocol).await
-    }
-
-    async fn thirdparty_locations(
-        &self,
-        protocol: Option<&str>,
-        fields: &BTreeMap<String, String>,
-        alias: Option<&str>,
-    ) -> Vec<Value> {
-        self.inner
-            .network
-            .thirdparty_locations(protocol, fields, alias)
-            .await
-    }
-
-    async fn thirdparty_users(
-        &self,
-        protocol: Option<&str>,
-        fields: &BTreeMap<String, String>,
-        user_id: Option<&str>,
-    ) -> Vec<Value> {
-        self.inner
-            .network
-            .thirdparty_users(protocol, fields, user_id)
-            .await
+    fn third_party(&self) -> Option<&dyn ThirdPartyLookup> {
+        self.inner.network.third_party()
     }
 
     fn status(&self) -> Value {
@@ -720,12 +775,7 @@ async fn prune_processed(store: Store) {
     }
 }
 
-/// Whether an error is worth a redelivery (the database or the homeserver was unreachable)
-/// rather than a permanent failure of this one event.
+/// Whether an error is worth a redelivery; see [`Error::is_transient`].
 pub(crate) fn is_transient(error: &Error) -> bool {
-    match error {
-        Error::Database(_) | Error::Http(_) => true,
-        Error::Matrix { status, .. } => *status == 429 || *status >= 500,
-        _ => false,
-    }
+    error.is_transient()
 }

@@ -80,6 +80,15 @@ impl PathInput for VersionHistory {
     }
 }
 
+/// Media downloaded with [`Client::download_mxc`].
+#[derive(Debug, Clone)]
+pub struct DownloadedMedia {
+    /// The bytes.
+    pub data: bytes::Bytes,
+    /// The `Content-Type` the homeserver gave, if any.
+    pub content_type: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct MatrixErrorBody {
     #[serde(default)]
@@ -239,6 +248,59 @@ impl Client {
             return Ok(serde_json::Value::Object(Default::default()));
         }
         Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    /// Downloads the media behind `mxc://server/media_id` (e.g. a file a Matrix user sent, to
+    /// re-upload it to the remote network), retrying on 429/5xx like every request.
+    ///
+    /// `GET /_matrix/client/v1/media/download/{serverName}/{mediaId}` (authenticated media), and
+    /// the legacy `GET /_matrix/media/v3/download/{serverName}/{mediaId}` when the homeserver
+    /// does not know the former (an older Synapse or Dendrite answers 404 or 400).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: appservice_sdk::client::Client) -> appservice_sdk::Result<()> {
+    /// let media = client.download_mxc("mxc://example.org/abc").await?;
+    /// println!("{} bytes of {:?}", media.data.len(), media.content_type);
+    /// # Ok(()) }
+    /// ```
+    pub async fn download_mxc(&self, mxc: &str) -> Result<DownloadedMedia> {
+        let Some((server, media_id)) = mxc
+            .strip_prefix("mxc://")
+            .and_then(|rest| rest.split_once('/'))
+            .filter(|(server, id)| !server.is_empty() && !id.is_empty() && !id.contains('/'))
+        else {
+            return Err(Error::Protocol(format!("not an mxc URI: {mxc}")));
+        };
+        let encode =
+            |part: &str| url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>();
+        let tail = format!("{}/{}", encode(server), encode(media_id));
+        let mut last = None;
+        for prefix in [
+            "/_matrix/client/v1/media/download",
+            "/_matrix/media/v3/download",
+        ] {
+            let url = format!("{}{prefix}/{tail}", self.base_url);
+            let outcome = self
+                .execute(|| self.http.get(&url).bearer_auth(&self.as_token))
+                .await;
+            match outcome {
+                Ok((_, headers, data)) => {
+                    let content_type = headers
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    return Ok(DownloadedMedia { data, content_type });
+                }
+                Err(
+                    e @ Error::Matrix {
+                        status: 400 | 404 | 405,
+                        ..
+                    },
+                ) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::NotFound(mxc.to_owned())))
     }
 
     /// Runs a request with the retry policy; returns status, headers and body of a success.

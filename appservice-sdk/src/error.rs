@@ -75,6 +75,30 @@ impl Error {
             _ => None,
         }
     }
+
+    /// Whether trying again later may succeed: the database or the homeserver could not be
+    /// reached, or the homeserver answered 429 or 5xx. The bridge returns such errors to the
+    /// homeserver (which redelivers the transaction) instead of dropping the event; a network
+    /// can use it the same way for its own retries.
+    ///
+    /// ```
+    /// use appservice_sdk::Error;
+    /// let busy = Error::Matrix {
+    ///     status: 429,
+    ///     errcode: "M_LIMIT_EXCEEDED".to_owned(),
+    ///     message: "slow down".to_owned(),
+    ///     retry_after: None,
+    /// };
+    /// assert!(busy.is_transient());
+    /// assert!(!Error::NotFound("event".to_owned()).is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(_) | Self::Http(_) => true,
+            Self::Matrix { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
 }
 
 /// Shorthand for results carrying the SDK's [`Error`].

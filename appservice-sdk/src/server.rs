@@ -99,6 +99,38 @@ pub trait AppserviceHandler: Send + Sync + 'static {
         false
     }
 
+    /// The third-party lookups (`/_matrix/app/v1/thirdparty/*`), if the handler answers them;
+    /// `None` (the default) answers 404 to each.
+    fn third_party(&self) -> Option<&dyn ThirdPartyLookup> {
+        None
+    }
+
+    /// JSON for `GET /_causeway/status` (bridge status).
+    fn status(&self) -> Value {
+        json!({})
+    }
+}
+
+/// Third-party lookups (`/_matrix/app/v1/thirdparty/*`), declared once here: a raw
+/// [`AppserviceHandler`] and a bridge [`Network`](crate::bridge::Network) each expose them through
+/// their `third_party` method. Every method has a default that knows nothing.
+///
+/// ```
+/// use appservice_sdk::server::ThirdPartyLookup;
+/// use serde_json::{Value, json};
+///
+/// struct Lookup;
+///
+/// #[async_trait::async_trait]
+/// impl ThirdPartyLookup for Lookup {
+///     async fn thirdparty_protocol(&self, protocol: &str) -> Option<Value> {
+///         (protocol == "echo").then(|| json!({"user_fields": [], "location_fields": [], "icon": "",
+///             "field_types": {}, "instances": []}))
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait ThirdPartyLookup: Send + Sync {
     /// Third-party protocol metadata, `GET /_matrix/app/v1/thirdparty/protocol/{protocol}`.
     async fn thirdparty_protocol(&self, _protocol: &str) -> Option<Value> {
         None
@@ -122,11 +154,6 @@ pub trait AppserviceHandler: Send + Sync + 'static {
         _user_id: Option<&str>,
     ) -> Vec<Value> {
         Vec::new()
-    }
-
-    /// JSON for `GET /_causeway/status` (bridge status).
-    fn status(&self) -> Value {
-        json!({})
     }
 }
 
@@ -373,7 +400,10 @@ async fn get_protocol(
     if let Err(refused) = authenticate(&state, &headers, &query) {
         return *refused;
     }
-    match state.handler.thirdparty_protocol(&protocol).await {
+    match match state.handler.third_party() {
+        Some(lookup) => lookup.thirdparty_protocol(&protocol).await,
+        None => Default::default(),
+    } {
         Some(p) => Json(p).into_response(),
         None => error(StatusCode::NOT_FOUND, "M_NOT_FOUND", "no such protocol"),
     }
@@ -403,12 +433,14 @@ async fn get_locations_by_protocol(
         return *refused;
     }
     let fields = without_token(query);
-    list_or_not_found(
-        state
-            .handler
-            .thirdparty_locations(Some(&protocol), &fields, None)
-            .await,
-    )
+    list_or_not_found(match state.handler.third_party() {
+        Some(lookup) => {
+            lookup
+                .thirdparty_locations(Some(&protocol), &fields, None)
+                .await
+        }
+        None => Default::default(),
+    })
 }
 
 /// `GET /_matrix/app/v1/thirdparty/location?alias=`
@@ -427,12 +459,14 @@ async fn get_locations_by_alias(
             "alias is required",
         );
     };
-    list_or_not_found(
-        state
-            .handler
-            .thirdparty_locations(None, &BTreeMap::new(), Some(&alias))
-            .await,
-    )
+    list_or_not_found(match state.handler.third_party() {
+        Some(lookup) => {
+            lookup
+                .thirdparty_locations(None, &BTreeMap::new(), Some(&alias))
+                .await
+        }
+        None => Default::default(),
+    })
 }
 
 /// `GET /_matrix/app/v1/thirdparty/user/{protocol}`
@@ -446,12 +480,14 @@ async fn get_users_by_protocol(
         return *refused;
     }
     let fields = without_token(query);
-    list_or_not_found(
-        state
-            .handler
-            .thirdparty_users(Some(&protocol), &fields, None)
-            .await,
-    )
+    list_or_not_found(match state.handler.third_party() {
+        Some(lookup) => {
+            lookup
+                .thirdparty_users(Some(&protocol), &fields, None)
+                .await
+        }
+        None => Default::default(),
+    })
 }
 
 /// `GET /_matrix/app/v1/thirdparty/user?userid=`
@@ -470,12 +506,14 @@ async fn get_users_by_id(
             "userid is required",
         );
     };
-    list_or_not_found(
-        state
-            .handler
-            .thirdparty_users(None, &BTreeMap::new(), Some(&user_id))
-            .await,
-    )
+    list_or_not_found(match state.handler.third_party() {
+        Some(lookup) => {
+            lookup
+                .thirdparty_users(None, &BTreeMap::new(), Some(&user_id))
+                .await
+        }
+        None => Default::default(),
+    })
 }
 
 /// `GET /metrics` (Prometheus text format)

@@ -52,6 +52,8 @@ struct Inner {
     next_event: u64,
     quiet: bool,
     sends: u64,
+    /// The last upload (its bytes and `Content-Type`), served back at `mxc://test/uploaded`.
+    uploaded: Option<(Vec<u8>, String)>,
 }
 
 /// The test homeserver; dropped, it stops.
@@ -125,6 +127,8 @@ impl TestHomeserver {
             )
             .route(&format!("{c}/createRoom"), post(create_room))
             .route("/_matrix/media/v3/upload", post(upload))
+            // Only the legacy download route, as older homeservers: clients must fall back to it.
+            .route("/_matrix/media/v3/download/{server}/{media}", get(download))
             .route(
                 "/_matrix/client/unstable/fi.causeway.batch_send/rooms/{room}/batch_send",
                 post(batch_send_route),
@@ -452,13 +456,42 @@ async fn create_room(State((inner, _)): State<Shared>, q: Q, Json(body): Json<Va
     Json(json!({"room_id": id})).into_response()
 }
 
-async fn upload(State((inner, _)): State<Shared>, q: Q, body: axum::body::Bytes) -> Response {
+async fn upload(
+    State((inner, _)): State<Shared>,
+    q: Q,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     fail_point!(inner);
     record(
         &inner,
         recorded("upload", None, &q, json!({"size": body.len()})),
     );
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    inner.lock().expect("lock").uploaded = Some((body.to_vec(), content_type));
     Json(json!({"content_uri": "mxc://test/uploaded"})).into_response()
+}
+
+async fn download(
+    State((inner, _)): State<Shared>,
+    Path((server, media)): Path<(String, String)>,
+) -> Response {
+    fail_point!(inner);
+    let uploaded = inner.lock().expect("lock").uploaded.clone();
+    match uploaded {
+        Some((data, content_type)) if server == "test" && media == "uploaded" => {
+            ([(axum::http::header::CONTENT_TYPE, content_type)], data).into_response()
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"errcode": "M_NOT_FOUND", "error": "no such media"})),
+        )
+            .into_response(),
+    }
 }
 
 async fn batch_send_route(

@@ -9,9 +9,11 @@ use appservice_sdk::bridge::{
     Bridge, MatrixEdit, MatrixMessage, MatrixRedaction, Network, NetworkInfo, RedactionTarget,
     RemoteEvent, RemoteEventKind, RemoteSender,
 };
-use appservice_sdk::config::BridgeConfig;
+use appservice_sdk::commands::{CommandContext, CommandHelp};
+use appservice_sdk::config::{BridgeConfig, Permission};
 use appservice_sdk::intent::RoomOptions;
 use appservice_sdk::registration::Registration;
+use appservice_sdk::server::ThirdPartyLookup;
 use appservice_sdk::store::{PortalRecord, Store};
 use appservice_sdk::testing::TestHomeserver;
 use appservice_sdk::{Appservice, Result};
@@ -29,6 +31,17 @@ struct Mirror {
     seen: Mutex<Vec<String>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    displaynames: Mutex<Vec<Option<String>>>,
+}
+
+#[async_trait::async_trait]
+impl ThirdPartyLookup for Mirror {
+    async fn thirdparty_protocol(&self, protocol: &str) -> Option<Value> {
+        (protocol == "mirror").then(|| {
+            json!({"user_fields": [], "location_fields": ["chat"], "icon": "mxc://x/y",
+            "field_types": {}, "instances": []})
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -53,11 +66,47 @@ impl Network for Mirror {
         )))
     }
 
-    async fn thirdparty_protocol(&self, protocol: &str) -> Option<Value> {
-        (protocol == "mirror").then(|| {
-            json!({"user_fields": [], "location_fields": ["chat"], "icon": "mxc://x/y",
-            "field_types": {}, "instances": []})
-        })
+    fn third_party(&self) -> Option<&dyn ThirdPartyLookup> {
+        Some(self)
+    }
+
+    fn commands(&self) -> Vec<CommandHelp> {
+        vec![
+            CommandHelp::new("mirror", "mirror TEXT: the bridge says TEXT back"),
+            CommandHelp::new(
+                "unlink",
+                "unlink: stop bridging this room (the user who linked it)",
+            ),
+        ]
+    }
+
+    /// `mirror TEXT` for anyone; `unlink` for `user` permission in a portal, else the built-in one.
+    async fn handle_command(
+        &self,
+        context: &CommandContext<'_>,
+        command: &str,
+        args: &[&str],
+    ) -> Result<Option<String>> {
+        match command {
+            "mirror" => Ok(Some(format!(
+                "{} says {} (management room: {})",
+                context.sender,
+                args.join(" "),
+                context.in_management_room
+            ))),
+            "unlink" if context.permission == Permission::User => {
+                let Some(portal) = context.portal else {
+                    return Ok(Some("Not a portal.".to_owned()));
+                };
+                context
+                    .bridge
+                    .store()
+                    .delete_portal(&portal.remote_id)
+                    .await?;
+                Ok(Some(format!("Unlinked {}.", portal.remote_id)))
+            }
+            _ => Ok(None),
+        }
     }
 
     async fn start(&self, bridge: Bridge) -> Result<()> {
@@ -83,6 +132,10 @@ impl Network for Mirror {
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(20)).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.displaynames
+            .lock()
+            .unwrap()
+            .push(m.sender_displayname.clone());
         self.seen
             .lock()
             .unwrap()
@@ -622,6 +675,94 @@ async fn an_admin_links_and_unlinks_a_room() {
             "This room is now bridged to chat:x.",
             "This room is no longer bridged to chat:x."
         ]
+    );
+}
+
+#[tokio::test]
+async fn network_commands_run_before_the_built_in_ones_and_are_listed_in_help() {
+    let h = harness().await;
+    h.txn(vec![invite("!dm:test", "@alice:test", true)]).await;
+    h.portal("!p:test").await;
+    h.hs.clear();
+    for (id, room, sender, line) in [
+        ("$c1", "!dm:test", "@alice:test", "help"),
+        ("$c2", "!dm:test", "@alice:test", "mirror hello there"),
+        ("$c3", "!p:test", "@boss:test", "!bridge mirror hi"),
+        ("$c4", "!p:test", "@guest:elsewhere", "!bridge unlink"),
+        ("$c5", "!p:test", "@alice:test", "!bridge unlink"),
+        ("$c6", "!dm:test", "@alice:test", "nonsense"),
+    ] {
+        assert_eq!(
+            h.txn(vec![message(id, room, sender, line)]).await,
+            StatusCode::OK
+        );
+    }
+    let answers: Vec<_> =
+        h.hs.recorded_of("send")
+            .into_iter()
+            .map(|s| s.body["body"].as_str().unwrap().to_owned())
+            .collect();
+    let help = &answers[0];
+    assert!(help.starts_with("Commands:\nhelp: this list"), "{help}");
+    assert!(
+        help.ends_with(
+            "Mirror commands:\nmirror TEXT: the bridge says TEXT back\n\
+             unlink: stop bridging this room (the user who linked it)"
+        ),
+        "{help}"
+    );
+    assert!(
+        !help.contains("unlink: stop bridging this room (admin)"),
+        "{help}"
+    );
+    assert!(help.contains("link REMOTE_ID: bridge this room"), "{help}");
+    assert_eq!(
+        &answers[1..],
+        [
+            "@alice:test says hello there (management room: true)",
+            "@boss:test says hi (management room: false)",
+            // A relay user is not the network's to answer: the built-in command refuses.
+            "That command is for bridge admins.",
+            "Unlinked chat:!p:test.",
+            "Unknown command `nonsense`. Send `help` for the list.",
+        ]
+    );
+    assert!(
+        h.bridge
+            .store()
+            .portal_by_room_id("!p:test")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn messages_carry_the_sender_displayname_from_their_member_event() {
+    let h = harness().await;
+    h.portal("!p:test").await;
+    let join = json!({"type": "m.room.member", "event_id": "$j", "room_id": "!p:test",
+        "sender": "@alice:test", "state_key": "@alice:test", "origin_server_ts": 1,
+        "content": {"membership": "join", "displayname": "Alice A."}});
+    h.txn(vec![join, message("$m", "!p:test", "@alice:test", "hi")])
+        .await;
+    assert_eq!(
+        h.bridge
+            .displayname_of(UserId::parse("@alice:test").unwrap().as_ref())
+            .await
+            .as_deref(),
+        Some("Alice A.")
+    );
+    assert_eq!(
+        h.network.displaynames.lock().unwrap().clone(),
+        [Some("Alice A.".to_owned())]
+    );
+    // Without a member event the profile is asked; the test homeserver has none.
+    assert_eq!(
+        h.bridge
+            .displayname_of(UserId::parse("@carol:test").unwrap().as_ref())
+            .await,
+        None
     );
 }
 

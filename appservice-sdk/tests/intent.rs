@@ -256,3 +256,41 @@ async fn retries_give_up_after_the_policy_and_client_errors_are_not_retried() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn downloading_an_mxc_uri_falls_back_to_the_legacy_media_route() {
+    let hs = TestHomeserver::start(false).await;
+    let appservice = appservice(&hs);
+    let mxc = appservice
+        .bot()
+        .upload(b"GIF89a...".to_vec(), "image/gif", "cat.gif")
+        .await
+        .unwrap();
+    let media = appservice
+        .client()
+        .download_mxc(mxc.as_str())
+        .await
+        .unwrap();
+    assert_eq!(&media.data[..], b"GIF89a...");
+    assert_eq!(media.content_type.as_deref(), Some("image/gif"));
+    let missing = appservice
+        .client()
+        .download_mxc("mxc://test/other")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.errcode(), Some("M_NOT_FOUND"));
+    for not_mxc in [
+        "https://test/uploaded",
+        "mxc://test",
+        "mxc:///x",
+        "mxc://test/a/b",
+    ] {
+        assert!(
+            matches!(
+                appservice.client().download_mxc(not_mxc).await,
+                Err(appservice_sdk::Error::Protocol(_))
+            ),
+            "{not_mxc}"
+        );
+    }
+}

@@ -1,11 +1,15 @@
 """End to end: telegram-bridge between fake-bot-api (as Telegram) and a real homeserver (Synapse by default;
 E2E_HOMESERVER=causeway for ours, see ../echo-bridge/homeservers.py), with a matrix-nio client.
 
-A Telegram group admin sends /bridge, a Matrix user redeems the code in their management room and joins the
-portal; a Telegram user and the Matrix user talk both ways (text, a reply, an edit, a reaction, a deletion);
-the bridge is killed while Telegram users keep talking and every missed message arrives once, in order, with its
-Telegram date; a burst of 429s from Telegram loses nothing.
+A Telegram group admin sends /bridge, a Matrix user redeems the code (`bridge CODE`) in their management room
+and joins the portal; a Telegram user and the Matrix user talk both ways (text, a reply, an edit, a reaction, a
+deletion); the bridge is killed while Telegram users keep talking and every missed message arrives once, in
+order, with its Telegram date; a burst of 429s from Telegram loses nothing; Matrix audio, voice, GIF and location
+arrive in Telegram as audio, voice, animation and a map; another Matrix user cannot unlink the chat, the one who
+linked it can; a bridge admin then links it again by chat id.
 """
+
+import io
 
 import asyncio
 import json
@@ -113,7 +117,8 @@ class TelegramBridge:
                     "database": os.environ.get("E2E_BRIDGE_DATABASE")
                     or f"sqlite:{os.path.join(self.dir, 'telegram.db')}",
                 },
-                "bridge": {"permissions": {homeserver.server_name: "user"}},
+                "bridge": {"permissions": {homeserver.server_name: "user",
+                                           f"@boss:{homeserver.server_name}": "admin"}},
                 "telegram": {"bot_token": "4242:e2e-secret", "api_url": fake.url, "poll_timeout": 1},
             }, f)
 
@@ -199,8 +204,8 @@ async def scenario(homeserver, bridge, fake):
                                      "old_chat_member": {"status": "member", "user": ANN},
                                      "new_chat_member": {"status": "creator", "user": ANN, "is_anonymous": False}}})
         fake.says("/bridge")
-        answer = fake.wait_sent(lambda m: "login " in m.get("text", ""), "the link code")
-        code = answer["text"].split("login ")[1].split()[0]
+        answer = fake.wait_sent(lambda m: "bridge " in m.get("text", ""), "the link code")
+        code = answer["text"].split("send bridge ")[1].split()[0]
 
         # Alice redeems it in her management room (a DM with the bot); the bot invites her to the portal.
         created = await alice.room_create(invite=[bot], is_direct=True)
@@ -208,7 +213,7 @@ async def scenario(homeserver, bridge, fake):
         dm = created.room_id
         await sync.wait_for(lambda r, e: r == dm and e["type"] == "m.room.member" and e.get("state_key") == bot
                             and e["content"].get("membership") == "join", "the bot to join the DM")
-        await send(alice, dm, {"msgtype": "m.text", "body": f"login {code}"})
+        await send(alice, dm, {"msgtype": "m.text", "body": f"bridge {code}"})
         portal = await sync.wait_invite("the portal invite")
         await alice.join(portal)
         fake.wait_sent(lambda m: "now bridged" in m.get("text", ""), "the confirmation in Telegram")
@@ -276,8 +281,101 @@ async def scenario(homeserver, bridge, fake):
         fake.wait_sent(lambda m: m.get("text") == "alice: burst 2", "the last burst message")
         texts = [m["text"] for m in fake.sent() if m.get("text", "").startswith("alice: burst")]
         assert texts == [f"alice: {t}" for t in burst], texts
+
+        await media_and_location(alice, portal, fake)
+        await unlinking_and_linking_by_id(homeserver, alice, sync, dm, portal, fake)
     finally:
         await alice.close()
+
+
+async def upload(client, data, content_type, filename):
+    resp, _ = await client.upload(io.BytesIO(data), content_type=content_type, filename=filename,
+                                  filesize=len(data))
+    assert resp.content_uri.startswith("mxc://"), resp
+    return resp.content_uri
+
+
+async def media_and_location(alice, portal, fake):
+    """Matrix audio, voice, GIF and location reach Telegram as the matching Bot API messages."""
+    mp3 = b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff\xfb" * 64
+    ogg = b"OggS" + b"\x00" * 60
+    gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"
+    await send(alice, portal, {"msgtype": "m.audio", "body": "song.mp3",
+                               "url": await upload(alice, mp3, "audio/mpeg", "song.mp3"),
+                               "info": {"mimetype": "audio/mpeg", "size": len(mp3)}})
+    audio = fake.wait_sent(lambda m: "audio" in m, "the audio")
+    assert audio["audio"]["file_name"] == "song.mp3", audio
+    assert audio["caption"] == "alice: song.mp3", audio
+    await send(alice, portal, {"msgtype": "m.audio", "body": "Voice message",
+                               "url": await upload(alice, ogg, "audio/ogg", "voice.ogg"),
+                               "info": {"mimetype": "audio/ogg", "size": len(ogg)},
+                               "org.matrix.msc1767.audio": {"duration": 1000}, "org.matrix.msc3245.voice": {}})
+    voice = fake.wait_sent(lambda m: "voice" in m, "the voice message")
+    assert voice["voice"]["file_size"] == len(ogg), voice
+    await send(alice, portal, {"msgtype": "m.image", "body": "cat.gif",
+                               "url": await upload(alice, gif, "image/gif", "cat.gif"),
+                               "info": {"mimetype": "image/gif", "size": len(gif), "w": 1, "h": 1}})
+    animation = fake.wait_sent(lambda m: "animation" in m, "the GIF")
+    assert animation["animation"]["file_name"] == "cat.gif", animation
+    assert "photo" not in animation, animation
+    await send(alice, portal, {"msgtype": "m.location", "body": "Eiffel Tower",
+                               "geo_uri": "geo:48.85837,2.294481;u=20"})
+    where = fake.wait_sent(lambda m: "location" in m, "the location")
+    assert where["location"] == {"latitude": 48.85837, "longitude": 2.294481}, where
+    assert where["reply_to_message"]["text"] == "alice: 📍 Eiffel Tower", where
+
+
+async def notice(sync, room, matches, what):
+    """The first notice from the bridge bot in `room` whose body `matches`."""
+    _, event = await sync.wait_for(lambda r, e: r == room and e["type"] == "m.room.message"
+                                   and e["content"].get("msgtype") == "m.notice" and matches(body(e)), what)
+    return body(event)
+
+
+async def unlinking_and_linking_by_id(homeserver, alice, sync, dm, portal, fake):
+    """Only the linker (or an admin) unlinks from Matrix; an admin links by chat id without a code."""
+    domain = homeserver.server_name
+    bot = f"@telegrambot:{domain}"
+    homeserver.register_user("bob", "bob-password")
+    homeserver.register_user("boss", "boss-password")
+    bob = AsyncClient(homeserver.base_url, f"@bob:{domain}")
+    boss = AsyncClient(homeserver.base_url, f"@boss:{domain}")
+    try:
+        for client, password in [(bob, "bob-password"), (boss, "boss-password")]:
+            await client.login(password)
+        bob_sync, boss_sync = Sync(bob), Sync(boss)
+        await bob_sync.sync()
+        await boss_sync.sync()
+        bob_dm = (await bob.room_create(invite=[bot], is_direct=True)).room_id
+        await bob_sync.wait_for(lambda r, e: r == bob_dm and e.get("state_key") == bot
+                                and e["content"].get("membership") == "join", "the bot in Bob's DM")
+        await send(bob, bob_dm, {"msgtype": "m.text", "body": f"unlink {GROUP}"})
+        await notice(bob_sync, bob_dm, lambda b: b == "Only the Matrix user who linked this chat, or a bridge "
+                     "admin, can unlink it.", "Bob's refusal")
+        await send(bob, bob_dm, {"msgtype": "m.text", "body": "help"})
+        help_text = await notice(bob_sync, bob_dm, lambda b: b.startswith("Commands:"), "the help")
+        assert "\nTelegram commands:\nbridge CODE:" in help_text, help_text
+        assert "unlink: stop bridging this room (admin)" not in help_text, help_text
+
+        await send(alice, portal, {"msgtype": "m.text", "body": "!bridge unlink"})
+        await notice(sync, portal, lambda b: b == f"Telegram chat {GROUP} is no longer bridged to {portal}.",
+                     "the unlink answer")
+        fake.wait_sent(lambda m: m.get("text") == "This chat is no longer bridged to Matrix.", "the unlink in Telegram")
+
+        boss_dm = (await boss.room_create(invite=[bot], is_direct=True)).room_id
+        await boss_sync.wait_for(lambda r, e: r == boss_dm and e.get("state_key") == bot
+                                 and e["content"].get("membership") == "join", "the bot in the admin's DM")
+        await send(boss, boss_dm, {"msgtype": "m.text", "body": f"link {GROUP}"})
+        relinked = await boss_sync.wait_invite("the new portal invite")
+        await boss.join(relinked)
+        assert relinked != portal
+        fake.says("after the relink")
+        _, event = await boss_sync.wait_for(lambda r, e: r == relinked and body(e) == "after the relink",
+                                            "Ann's message in the relinked room")
+        assert event["sender"] == f"@telegram_7:{domain}"
+    finally:
+        await bob.close()
+        await boss.close()
 
 
 def test_telegram_bridge_end_to_end():

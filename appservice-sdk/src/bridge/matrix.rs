@@ -102,6 +102,10 @@ impl Bridge {
             .unwrap_or_default()
             .to_owned();
         let appservice = &self.inner.appservice;
+        if membership == "join" && !self.is_own_user(&target) {
+            let name = event.content["displayname"].as_str().map(str::to_owned);
+            self.remember_displayname(&target, name);
+        }
         if self.is_own_user(&target) {
             appservice.set_joined(&event.room_id, &target, membership == "join");
         }
@@ -316,6 +320,7 @@ impl Bridge {
         let message = MatrixMessage {
             event_id: event.event_id.clone(),
             sender: event.sender.clone(),
+            sender_displayname: self.displayname_of(&event.sender).await,
             content: event.content.clone(),
             body: self.relay_body(&event.sender, body, relayed).await,
             reply_to,
@@ -374,7 +379,7 @@ impl Bridge {
         )
     }
 
-    async fn displayname_of(&self, user_id: &UserId) -> Option<String> {
+    pub(super) async fn fetch_displayname(&self, user_id: &UserId) -> Option<String> {
         let path = format!(
             "/_matrix/client/v3/profile/{}/displayname",
             url::form_urlencoded::byte_serialize(user_id.as_str().as_bytes()).collect::<String>()

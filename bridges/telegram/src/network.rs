@@ -4,8 +4,10 @@
 //! - [`poll`]: the `getUpdates` loop; the offset is saved only after Matrix accepted each update.
 //! - [`to_matrix`]: carries out what an update means ([`crate::updates`]) in the portal.
 //! - [`to_telegram`]: Matrix messages, edits, redactions, reactions and typing, relayed by the bot.
+//! - [`commands`]: `bridge CODE`, `link CHAT_ID` and `unlink` in Matrix management rooms and portals.
 
 pub mod api;
+mod commands;
 mod poll;
 mod to_matrix;
 mod to_telegram;
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 use appservice_sdk::bridge::{
     Bridge, MatrixEdit, MatrixMessage, MatrixReaction, MatrixRedaction, Network, NetworkInfo,
 };
+use appservice_sdk::commands::{CommandContext, CommandHelp};
 use appservice_sdk::store::PortalRecord;
 use appservice_sdk::{Error, Result};
 use async_trait::async_trait;
@@ -31,9 +34,7 @@ use self::api::{Api, RetryPolicy};
 /// The ghost localpart prefix: Telegram user 42 is `@telegram_42:domain`.
 pub const GHOST_PREFIX: &str = "telegram_";
 
-/// Cached Matrix displaynames older than this are fetched again.
-const DISPLAYNAME_TTL: Duration = Duration::from_secs(600);
-/// At most this many cached displaynames (and avatar checks).
+/// At most this many avatar checks (and typing times) are cached.
 const CACHE_LIMIT: usize = 10_000;
 /// Telegram shows a chat action for about 5 s; no need to send it more often.
 const TYPING_INTERVAL: Duration = Duration::from_secs(4);
@@ -57,7 +58,6 @@ struct Shared {
 /// Small caches, all bounded; the lock is never held across an `.await`.
 struct State {
     link_codes: LinkCodes,
-    displaynames: HashMap<String, (String, Instant)>,
     /// Telegram users whose avatar was checked since start.
     avatars_checked: HashSet<i64>,
     /// Chats known to be forums (topics are threads).
@@ -80,7 +80,6 @@ impl TelegramNetwork {
         let link_codes = LinkCodes::new(Duration::from_secs(config.link_code_ttl));
         let state = State {
             link_codes,
-            displaynames: HashMap::new(),
             avatars_checked: HashSet::new(),
             forums: HashSet::new(),
             last_typing: HashMap::new(),
@@ -176,15 +175,17 @@ impl Network for TelegramNetwork {
         self.inner.send_typing(portal, typing).await
     }
 
-    /// `login CODE`: redeems a `/bridge` code from Telegram (the SDK has no network commands yet, so linking
-    /// rides on `login`).
-    async fn login(&self, user_id: &UserId, args: &[&str]) -> Result<String> {
-        let Some(code) = args.first() else {
-            return Err(Error::Network(
-                "send `login CODE` with the code the bot gave you in Telegram".to_owned(),
-            ));
-        };
-        self.inner.redeem(user_id, code).await
+    fn commands(&self) -> Vec<CommandHelp> {
+        commands::help()
+    }
+
+    async fn handle_command(
+        &self,
+        context: &CommandContext<'_>,
+        command: &str,
+        args: &[&str],
+    ) -> Result<Option<String>> {
+        self.inner.command(context, command, args).await
     }
 }
 

@@ -163,17 +163,17 @@ async fn a_private_chat_links_to_a_direct_room(backend: &str) {
         .update(json!({"message": {"chat": private, "from": ann(), "text": "/bridge"}}))
         .await;
     let answer = wait_for("the code", || async {
-        h.fake
-            .sent(7)
-            .await
-            .into_iter()
-            .find(|m| m["text"].as_str().is_some_and(|t| t.contains("login ")))
+        h.fake.sent(7).await.into_iter().find(|m| {
+            m["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("send bridge "))
+        })
     })
     .await;
     let code = answer["text"]
         .as_str()
         .unwrap()
-        .split("login ")
+        .split("send bridge ")
         .nth(1)
         .unwrap()
         .split_whitespace()
@@ -187,7 +187,7 @@ async fn a_private_chat_links_to_a_direct_room(backend: &str) {
         "m.room.message",
         "$login",
         "!dm:test",
-        json!({"msgtype": "m.text", "body": format!("login {code}")}),
+        json!({"msgtype": "m.text", "body": format!("bridge {code}")}),
     )])
     .await;
     let portal = wait_for("the portal", || async {

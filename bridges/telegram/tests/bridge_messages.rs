@@ -16,12 +16,14 @@ async fn linking_with_a_code_creates_the_portal_room(backend: &str) {
     h.fake.update(text_from_ann("/bridge", json!({}))).await;
     let answer = h
         .wait_sent("the link code", |m| {
-            m["text"].as_str().is_some_and(|t| t.contains("login "))
+            m["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("send bridge "))
         })
         .await;
     let text = answer["text"].as_str().unwrap();
     let code = text
-        .split("login ")
+        .split("send bridge ")
         .nth(1)
         .unwrap()
         .split_whitespace()
@@ -36,7 +38,7 @@ async fn linking_with_a_code_creates_the_portal_room(backend: &str) {
         "m.room.message",
         "$login",
         "!dm:test",
-        json!({"msgtype": "m.text", "body": format!("login {code}")}),
+        json!({"msgtype": "m.text", "body": format!("bridge {code}")}),
     )])
     .await;
     let portal = wait_for("the portal", || async {
@@ -62,7 +64,7 @@ async fn linking_with_a_code_creates_the_portal_room(backend: &str) {
         "m.room.message",
         "$login2",
         "!dm:test",
-        json!({"msgtype": "m.text", "body": format!("login {code}")}),
+        json!({"msgtype": "m.text", "body": format!("bridge {code}")}),
     )])
     .await;
     let notices = h.sends("!dm:test");
@@ -72,7 +74,7 @@ async fn linking_with_a_code_creates_the_portal_room(backend: &str) {
             .any(|r| {
                 r.body["body"]
                     .as_str()
-                    .is_some_and(|b| b.contains("unknown or expired"))
+                    .is_some_and(|b| b.contains("Unknown or expired"))
             })
             .then_some(())
     })
@@ -304,7 +306,266 @@ async fn matrix_typing_becomes_a_chat_action(backend: &str) {
     h.finish().await;
 }
 
+/// A message from `sender` (the harness's `matrix_event` is always Alice's).
+fn said(sender: &str, id: &str, room: &str, body: &str) -> Value {
+    json!({"type": "m.room.message", "event_id": id, "room_id": room, "sender": sender,
+           "origin_server_ts": 1_700_000_000_000u64, "content": {"msgtype": "m.text", "body": body}})
+}
+
+fn dm_invite(sender: &str, room: &str) -> Value {
+    json!({"type": "m.room.member", "event_id": format!("$dm{room}"), "room_id": room, "sender": sender,
+        "state_key": "@telegrambot:test", "origin_server_ts": 1, "content": {"membership": "invite", "is_direct": true}})
+}
+
+async fn notice(h: &Harness, room: &str, what: &str, wanted: &str) {
+    h.wait_send(room, what, |r| r.body["body"] == wanted).await;
+}
+
+async fn the_linker_or_an_admin_unlinks_from_matrix_and_admins_link_by_id(backend: &str) {
+    let h = Harness::start(backend).await;
+    // Ann asks for a code in her private chat with the bot; Alice redeems it with `bridge CODE`.
+    let private = json!({"id": 7, "type": "private", "first_name": "Ann"});
+    h.fake
+        .update(json!({"message": {"chat": private, "from": ann(), "text": "/bridge"}}))
+        .await;
+    let answer = wait_for("the code", || async {
+        h.fake.sent(7).await.into_iter().find(|m| {
+            m["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("send bridge "))
+        })
+    })
+    .await;
+    let code = answer["text"]
+        .as_str()
+        .unwrap()
+        .split("send bridge ")
+        .nth(1)
+        .unwrap()[..8]
+        .to_owned();
+    h.txn(vec![
+        dm_invite("@alice:test", "!alice:test"),
+        dm_invite("@carol:test", "!carol:test"),
+    ])
+    .await;
+    h.txn(vec![said(
+        "@alice:test",
+        "$redeem",
+        "!alice:test",
+        &format!("bridge {code}"),
+    )])
+    .await;
+    let portal = wait_for("the private portal", || async {
+        h.bridge.store().portal_by_remote_id("7").await.unwrap()
+    })
+    .await;
+    notice(
+        &h,
+        "!alice:test",
+        "the link answer",
+        &format!(
+            "Telegram chat Ann Lee (7) is now bridged to {}.",
+            portal.room_id
+        ),
+    )
+    .await;
+
+    // Carol has `user` too, but did not link the chat; neither may Alice link a chat by id.
+    h.txn(vec![said(
+        "@carol:test",
+        "$c-unlink",
+        "!carol:test",
+        "unlink 7",
+    )])
+    .await;
+    notice(
+        &h,
+        "!carol:test",
+        "Carol's refusal",
+        "Only the Matrix user who linked this chat, or a bridge admin, can unlink it.",
+    )
+    .await;
+    h.txn(vec![said(
+        "@alice:test",
+        "$a-link",
+        "!alice:test",
+        &format!("link {GROUP}"),
+    )])
+    .await;
+    notice(&h, "!alice:test", "the refusal to link by id",
+        "Linking a chat by id is for bridge admins: have a Telegram admin of the chat send /bridge there, \
+         then send bridge CODE here.").await;
+    assert!(
+        h.bridge
+            .store()
+            .portal_by_remote_id("7")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Alice unlinks from her management room; both sides hear of it.
+    h.txn(vec![said(
+        "@alice:test",
+        "$a-unlink",
+        "!alice:test",
+        "unlink 7",
+    )])
+    .await;
+    notice(
+        &h,
+        "!alice:test",
+        "the unlink answer",
+        &format!(
+            "Telegram chat 7 is no longer bridged to {}.",
+            portal.room_id
+        ),
+    )
+    .await;
+    notice(
+        &h,
+        portal.room_id.as_str(),
+        "the notice in the old portal",
+        "This room is no longer bridged: @alice:test sent unlink.",
+    )
+    .await;
+    wait_for("the unlink in Telegram", || async {
+        h.fake
+            .sent(7)
+            .await
+            .into_iter()
+            .find(|m| m["text"] == "This chat is no longer bridged to Matrix.")
+    })
+    .await;
+    assert!(
+        h.bridge
+            .store()
+            .portal_by_remote_id("7")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        h.bridge
+            .store()
+            .kv_get("telegram_linked_by", "7")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A bridge admin links the group by id in a room of theirs, which becomes the portal, and unlinks it there.
+    h.fake.update(text_from_ann("hello", json!({}))).await;
+    h.txn(vec![said(
+        "@boss:test",
+        "$b-link",
+        "!boss-room:test",
+        &format!("!bridge link {GROUP}"),
+    )])
+    .await;
+    notice(
+        &h,
+        "!boss-room:test",
+        "the admin's link answer",
+        &format!("Telegram chat Causeway Group ({GROUP}) is now bridged to !boss-room:test."),
+    )
+    .await;
+    h.wait_sent("the link in Telegram", |m| {
+        m["text"] == "This chat is now bridged to Matrix (!boss-room:test)."
+    })
+    .await;
+    assert_eq!(
+        h.bridge
+            .store()
+            .kv_get("telegram_linked_by", &GROUP.to_string())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("@boss:test")
+    );
+    h.txn(vec![said(
+        "@alice:test",
+        "$a-unlink2",
+        "!boss-room:test",
+        "!bridge unlink",
+    )])
+    .await;
+    notice(
+        &h,
+        "!boss-room:test",
+        "Alice's refusal in the portal",
+        "Only the Matrix user who linked this chat, or a bridge admin, can unlink it.",
+    )
+    .await;
+    h.txn(vec![said(
+        "@boss:test",
+        "$b-unlink",
+        "!boss-room:test",
+        "!bridge unlink",
+    )])
+    .await;
+    notice(
+        &h,
+        "!boss-room:test",
+        "the admin's unlink answer",
+        &format!("Telegram chat {GROUP} is no longer bridged to !boss-room:test."),
+    )
+    .await;
+    h.finish().await;
+}
+
+async fn a_matrix_location_is_a_map_after_a_line_naming_the_sender(backend: &str) {
+    let h = Harness::start(backend).await;
+    let portal = h.portal().await;
+    let room = portal.room_id.as_str();
+    h.fake.update(text_from_ann("where?", json!({}))).await;
+    h.txn(vec![matrix_event(
+        "m.room.message",
+        "$where",
+        room,
+        json!({"msgtype": "m.location", "body": "Eiffel Tower", "geo_uri": "geo:48.85837,2.294481;u=20"}),
+    )])
+    .await;
+    let map = h
+        .wait_sent("the map", |m| m.get("location").is_some())
+        .await;
+    assert_eq!(
+        map["location"],
+        json!({"latitude": 48.85837, "longitude": 2.294481})
+    );
+    assert_eq!(
+        map["reply_to_message"]["text"],
+        "@alice:test: 📍 Eiffel Tower"
+    );
+    let stored = h
+        .bridge
+        .store()
+        .message_by_event_id("$where")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.remote_id,
+        map["message_id"].to_string(),
+        "the map is the bridged message"
+    );
+    h.txn(vec![matrix_event(
+        "m.room.message",
+        "$nowhere",
+        room,
+        json!({"msgtype": "m.location", "body": "Atlantis", "geo_uri": "geo:95,0"}),
+    )])
+    .await;
+    h.wait_sent("the text fallback", |m| {
+        m["text"] == "@alice:test: Atlantis (geo:95,0)"
+    })
+    .await;
+    h.finish().await;
+}
+
 on_both_backends!(
+    the_linker_or_an_admin_unlinks_from_matrix_and_admins_link_by_id,
+    a_matrix_location_is_a_map_after_a_line_naming_the_sender,
     linking_with_a_code_creates_the_portal_room,
     telegram_and_matrix_users_talk_both_ways,
     matrix_typing_becomes_a_chat_action,

@@ -354,3 +354,50 @@ async fn attach_references_in_multipart_are_resolved() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"]["document"]["file_name"], "r.txt");
 }
+
+#[tokio::test]
+async fn send_location_checks_coordinates_and_returns_a_location_message() {
+    let router = fake();
+    let asked = user_says(&router, "where are you?").await;
+    let message = call(
+        &router,
+        "sendLocation",
+        json!({"chat_id": GROUP, "latitude": 48.85837, "longitude": "2.294481",
+               "horizontal_accuracy": 10.5, "reply_parameters": {"message_id": asked}}),
+    )
+    .await;
+    assert_eq!(
+        message["location"],
+        json!({"latitude": 48.85837, "longitude": 2.294481, "horizontal_accuracy": 10.5})
+    );
+    assert_eq!(message["reply_to_message"]["text"], "where are you?");
+    assert!(message.get("text").is_none());
+    let sent = sent(&router, GROUP).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["location"]["longitude"], 2.294481);
+    for (params, expected) in [
+        (
+            json!({"chat_id": GROUP, "longitude": 2.0}),
+            "Bad Request: latitude is empty",
+        ),
+        (
+            json!({"chat_id": GROUP, "latitude": "north", "longitude": 2.0}),
+            "Bad Request: invalid latitude specified",
+        ),
+        (
+            json!({"chat_id": GROUP, "latitude": 91.0, "longitude": 2.0}),
+            "Bad Request: wrong location",
+        ),
+        (
+            json!({"chat_id": GROUP, "latitude": 1.0, "longitude": -180.5}),
+            "Bad Request: wrong location",
+        ),
+        (
+            json!({"chat_id": GROUP, "latitude": 1.0, "longitude": 2.0, "live_period": 30}),
+            "Bad Request: wrong live period specified",
+        ),
+    ] {
+        let (code, description) = call_err(&router, "sendLocation", params.clone()).await;
+        assert_eq!((code, description.as_str()), (400, expected), "{params}");
+    }
+}

@@ -9,7 +9,8 @@ import sys
 
 METHODS = ['getMe', 'getUpdates', 'setWebhook', 'deleteWebhook', 'getWebhookInfo', 'sendMessage',
            'editMessageText', 'deleteMessage', 'setMessageReaction', 'sendChatAction', 'sendPhoto',
-           'sendDocument', 'sendVideo', 'sendAudio', 'sendVoice', 'sendAnimation', 'sendSticker', 'getFile',
+           'sendDocument', 'sendVideo', 'sendAudio', 'sendVoice', 'sendAnimation', 'sendSticker', 'sendLocation',
+           'getFile',
            'getChat', 'getChatMember', 'getChatMemberCount', 'getChatAdministrators', 'getUserProfilePhotos']
 
 api = json.load(open(sys.argv[1]))

@@ -52,6 +52,7 @@ pub(super) async fn call(
         "deleteMessage" => messages::delete_message(w, bot_id, p),
         "setMessageReaction" => messages::set_message_reaction(w, bot_id, p),
         "sendChatAction" => messages::send_chat_action(w, bot_id, p),
+        "sendLocation" => messages::send_location(w, bot_id, p),
         "getFile" => media::get_file(w, p),
         "sendPhoto" => media::send_media(w, bot_id, p, media::Kind::Photo),
         "sendDocument" => media::send_media(w, bot_id, p, media::Kind::Document),

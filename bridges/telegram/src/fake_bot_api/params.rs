@@ -131,6 +131,23 @@ impl Params {
         }
     }
 
+    /// A Float parameter; numbers and numeric strings are accepted as Telegram does.
+    pub fn float(&self, name: &str) -> Result<Option<f64>, ApiError> {
+        let Some(Param::Value(value)) = self.0.get(name) else {
+            return Ok(None);
+        };
+        match value {
+            Value::Null => Ok(None),
+            Value::Number(n) => n.as_f64().map(Some).ok_or_else(|| invalid(name)),
+            Value::String(s) if s.is_empty() => Ok(None),
+            Value::String(s) => match s.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(Some(f)),
+                _ => Err(invalid(name)),
+            },
+            _ => Err(invalid(name)),
+        }
+    }
+
     pub fn bool(&self, name: &str) -> Result<bool, ApiError> {
         match self.0.get(name) {
             None | Some(Param::Value(Value::Null)) => Ok(false),

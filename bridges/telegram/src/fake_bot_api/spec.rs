@@ -72,6 +72,8 @@ pub fn validate(method: &MethodSpec, params: &Params) -> Result<(), ApiError> {
         }
         if accepts("Integer") && !accepts("String") {
             params.int(&field.name)?;
+        } else if accepts("Float") {
+            params.float(&field.name)?;
         } else if accepts("Boolean") {
             params.bool(&field.name)?;
         } else if types.iter().any(|t| {

@@ -173,6 +173,51 @@ impl Api {
         .await
     }
 
+    /// A point on the map (`sendLocation`); `reply_to` does not fail the send when the message is gone.
+    pub async fn send_location(
+        &self,
+        chat: i64,
+        (latitude, longitude): (f64, f64),
+        reply_to: Option<i32>,
+        thread: Option<i32>,
+    ) -> Result<Message, CallError> {
+        self.call("sendLocation", |bot| {
+            let mut request = bot.send_location(ChatId(chat), latitude, longitude);
+            if let Some(reply_to) = reply_to {
+                request = request.reply_parameters(reply(reply_to));
+            }
+            if let Some(thread) = thread {
+                request = request.message_thread_id(ThreadId(MessageId(thread)));
+            }
+            async move { request.await }
+        })
+        .await
+    }
+
+    /// A chat's title (a private chat: the user's name), if the bot can see the chat (`getChat`).
+    pub async fn chat_title(&self, chat: i64) -> Result<(String, bool), CallError> {
+        let chat = self
+            .call(
+                "getChat",
+                |bot| async move { bot.get_chat(ChatId(chat)).await },
+            )
+            .await?;
+        let private = chat.is_private();
+        let title = chat
+            .title()
+            .map(str::to_owned)
+            .or_else(|| {
+                let name = [chat.first_name(), chat.last_name()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (!name.is_empty()).then_some(name)
+            })
+            .unwrap_or_else(|| chat.id.to_string());
+        Ok((title, private))
+    }
+
     pub async fn edit_html(
         &self,
         chat: i64,

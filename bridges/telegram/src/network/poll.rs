@@ -125,7 +125,7 @@ impl Shared {
             loop {
                 match self.apply(bridge, &action).await {
                     Ok(()) => break,
-                    Err(e) if is_transient(&e) => {
+                    Err(e) if e.is_transient() => {
                         tracing::warn!(update_id = update.id.0, error = %e, "Matrix is not reachable; retrying");
                         if sleep_or_stop(wait, stop).await {
                             return false;
@@ -140,16 +140,6 @@ impl Shared {
             }
         }
         true
-    }
-}
-
-/// Failures worth waiting out: the database, the homeserver's transport, 429 and 5xx.
-fn is_transient(error: &appservice_sdk::Error) -> bool {
-    use appservice_sdk::Error;
-    match error {
-        Error::Database(_) | Error::Http(_) | Error::Io { .. } => true,
-        Error::Matrix { status, .. } => *status == 429 || *status >= 500,
-        _ => false,
     }
 }
 

@@ -3,10 +3,9 @@
 use std::time::Instant;
 
 use appservice_sdk::bridge::{Bridge, RemoteEvent, RemoteEventKind, RemoteSender};
-use appservice_sdk::intent::{RoomOptions, SendOptions};
+use appservice_sdk::intent::SendOptions;
 use appservice_sdk::store::PortalRecord;
 use appservice_sdk::{Error, Result};
-use ruma::UserId;
 use serde_json::{Value, json};
 
 use super::{CACHE_LIMIT, GHOST_PREFIX, Shared};
@@ -374,7 +373,7 @@ impl Shared {
             let code = self.state().link_codes.issue(link, Instant::now());
             let minutes = self.config.link_code_ttl.div_ceil(60);
             format!(
-                "To bridge this chat to Matrix, send <code>login {code}</code> to the bridge bot in your Matrix \
+                "To bridge this chat to Matrix, send <code>bridge {code}</code> to the bridge bot in your Matrix \
                  management room within {minutes} minutes."
             )
         };
@@ -399,6 +398,9 @@ impl Shared {
             return Ok(());
         }
         store.delete_portal(&portal.remote_id).await?;
+        store
+            .kv_delete(super::commands::LINKED_BY, &portal.remote_id)
+            .await?;
         let notice = "This room is no longer bridged: a Telegram admin sent /unbridge.";
         if let Err(e) = bridge
             .appservice()
@@ -417,42 +419,6 @@ impl Shared {
             )
             .await?;
         Ok(())
-    }
-
-    /// Redeems a link code: the bot creates the portal room and invites the Matrix user.
-    pub(super) async fn redeem(&self, user: &UserId, code: &str) -> Result<String> {
-        let bridge = self.bridge()?;
-        let Some(link) = self.state().link_codes.redeem(code, Instant::now()) else {
-            return Err(Error::Network(
-                "unknown or expired code; send /bridge in the Telegram chat again".to_owned(),
-            ));
-        };
-        let remote_id = link.chat_id.to_string();
-        if bridge
-            .store()
-            .portal_by_remote_id(&remote_id)
-            .await?
-            .is_some()
-        {
-            return Err(Error::Network("that chat is already bridged".to_owned()));
-        }
-        // A private chat with the bot becomes a DM with the user who linked it.
-        let options = RoomOptions {
-            name: Some(link.title.clone()),
-            invite: vec![user.to_owned()],
-            is_direct: link.private,
-            ..RoomOptions::default()
-        };
-        let portal = bridge.create_portal(&remote_id, &options).await?;
-        tracing::info!(chat = link.chat_id, room = %portal.room_id, %user, "chat linked");
-        let note = format!(
-            "This chat is now bridged to Matrix ({}).",
-            crate::html::escape(portal.room_id.as_str())
-        );
-        if let Err(e) = self.api.send_html(link.chat_id, &note, None, None).await {
-            tracing::info!(error = %e, "link confirmation not sent to Telegram");
-        }
-        Ok(format!("telegram:{}", link.chat_id))
     }
 }
 

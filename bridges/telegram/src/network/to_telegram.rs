@@ -1,8 +1,6 @@
 //! Matrix -> Telegram: the bot relays every Matrix user with the message template (the Bot API cannot post
 //! as anyone else).
 
-use std::time::Instant;
-
 use appservice_sdk::bridge::{
     MatrixEdit, MatrixMessage, MatrixReaction, MatrixRedaction, RedactionTarget,
 };
@@ -14,7 +12,7 @@ use ruma::UserId;
 use serde_json::Value;
 
 use super::api::{FileKind, Upload};
-use super::{CACHE_LIMIT, DISPLAYNAME_TTL, GHOST_PREFIX, Shared, chat_id};
+use super::{GHOST_PREFIX, Shared, chat_id};
 use crate::convert::matrix_html::{GhostIds, matrix_to_telegram, plain_to_telegram};
 use crate::convert::relay::render;
 use crate::fake_bot_api::parse_mode::{MAX_CAPTION, MAX_TEXT, parse_html};
@@ -102,44 +100,14 @@ impl Shared {
         })
     }
 
-    /// A Matrix user's displayname (cached), else their user id.
+    /// A Matrix user's displayname (the SDK caches it), else their user id.
     async fn displayname(&self, user: &UserId) -> String {
-        if let Some((name, at)) = self.state().displaynames.get(user.as_str())
-            && at.elapsed() < DISPLAYNAME_TTL
-        {
-            return name.clone();
-        }
-        let Ok(bridge) = self.bridge() else {
-            return user.to_string();
+        let name = match self.bridge() {
+            Ok(bridge) => bridge.displayname_of(user).await,
+            Err(_) => None,
         };
-        let path = format!(
-            "/_matrix/client/v3/profile/{}/displayname",
-            url::form_urlencoded::byte_serialize(user.as_str().as_bytes()).collect::<String>()
-        );
-        let fetched = bridge
-            .appservice()
-            .client()
-            .send_json(reqwest::Method::GET, &path, None, None)
-            .await;
-        let name = match fetched {
-            Ok(json) => json["displayname"]
-                .as_str()
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned),
-            Err(e) => {
-                tracing::debug!(%user, error = %e, "no displayname");
-                None
-            }
-        };
-        let name = name.unwrap_or_else(|| user.to_string());
-        let mut state = self.state();
-        if state.displaynames.len() >= CACHE_LIMIT {
-            state.displaynames.clear();
-        }
-        state
-            .displaynames
-            .insert(user.to_string(), (name.clone(), Instant::now()));
-        name
+        name.filter(|n| !n.is_empty())
+            .unwrap_or_else(|| user.to_string())
     }
 
     pub(super) async fn send_matrix_message(
@@ -169,14 +137,7 @@ impl Shared {
             "m.image" | "m.video" | "m.audio" | "m.file" => {
                 return self.send_matrix_file(portal, chat, m, reply_to).await;
             }
-            "m.location" => {
-                let body = m.content["body"].as_str().unwrap_or("Location");
-                let geo = m.content["geo_uri"].as_str().unwrap_or_default();
-                let html = self
-                    .relay_html(&m.sender, &m.content, &escape(&format!("{body} ({geo})")))
-                    .await;
-                self.api.send_html(chat, &html, reply_to, thread).await?
-            }
+            "m.location" => return self.send_matrix_location(chat, m, reply_to, thread).await,
             _ => {
                 let html = self
                     .relay_html(&m.sender, &m.content, &self.message_html(&m.content))
@@ -184,6 +145,40 @@ impl Shared {
                 self.api.send_html(chat, &html, reply_to, thread).await?
             }
         };
+        Ok(Some(sent.id.0.to_string()))
+    }
+
+    /// `m.location` -> `sendLocation`. A location has no caption, so who sent it (and its description) goes
+    /// first as a text message, and the map replies to it; the map is the bridged message. A `geo_uri` that is
+    /// not `geo:lat,lon` within range goes as text only.
+    async fn send_matrix_location(
+        &self,
+        chat: i64,
+        m: &MatrixMessage,
+        reply_to: Option<i32>,
+        thread: Option<i32>,
+    ) -> Result<Option<String>> {
+        let body = m.content["body"].as_str().unwrap_or("Location");
+        let geo_uri = m.content["geo_uri"].as_str().unwrap_or_default();
+        let Some(point) = parse_geo_uri(geo_uri) else {
+            let html = self
+                .relay_html(
+                    &m.sender,
+                    &m.content,
+                    &escape(&format!("{body} ({geo_uri})")),
+                )
+                .await;
+            let sent = self.api.send_html(chat, &html, reply_to, thread).await?;
+            return Ok(Some(sent.id.0.to_string()));
+        };
+        let label = self
+            .relay_html(&m.sender, &m.content, &format!("📍 {}", escape(body)))
+            .await;
+        let label = self.api.send_html(chat, &label, reply_to, thread).await?;
+        let sent = self
+            .api
+            .send_location(chat, point, Some(label.id.0), thread)
+            .await?;
         Ok(Some(sent.id.0.to_string()))
     }
 
@@ -272,41 +267,10 @@ impl Shared {
         Ok(Some(sent.id.0.to_string()))
     }
 
-    /// Fetches `mxc://server/id` through the authenticated media API (the legacy one as a fallback).
+    /// Fetches `mxc://server/id` (the SDK tries the authenticated media API, then the legacy one).
     async fn download_mxc(&self, mxc: &str) -> Result<Bytes> {
         let bridge = self.bridge()?;
-        let Some((server, media_id)) = mxc
-            .strip_prefix("mxc://")
-            .and_then(|rest| rest.split_once('/'))
-        else {
-            return Err(Error::Network(format!("not an mxc URI: {mxc}")));
-        };
-        let base = bridge
-            .appservice()
-            .client()
-            .base_url()
-            .trim_end_matches('/')
-            .to_owned();
-        let token = bridge.appservice().registration().as_token.clone();
-        let http = reqwest::Client::new();
-        let mut last_status = None;
-        for path in [
-            "/_matrix/client/v1/media/download",
-            "/_matrix/media/v3/download",
-        ] {
-            let response = http
-                .get(format!("{base}{path}/{server}/{media_id}"))
-                .bearer_auth(&token)
-                .send()
-                .await?;
-            if response.status().is_success() {
-                return Ok(response.bytes().await?);
-            }
-            last_status = Some(response.status());
-        }
-        Err(Error::Network(format!(
-            "cannot download {mxc}: {last_status:?}"
-        )))
+        Ok(bridge.appservice().client().download_mxc(mxc).await?.data)
     }
 
     pub(super) async fn send_matrix_edit(
@@ -384,6 +348,17 @@ impl Shared {
             .await
             .map_err(Into::into)
     }
+}
+
+/// `geo:48.85837,2.294481` (RFC 5870; an altitude and `;u=...` parameters are ignored) -> latitude and
+/// longitude, if in range.
+fn parse_geo_uri(uri: &str) -> Option<(f64, f64)> {
+    let coordinates = uri.strip_prefix("geo:")?.split(';').next()?;
+    let mut parts = coordinates.split(',').map(|p| p.trim().parse::<f64>());
+    let latitude = parts.next()?.ok()?;
+    let longitude = parts.next()?.ok()?;
+    ((-90.0..=90.0).contains(&latitude) && (-180.0..=180.0).contains(&longitude))
+        .then_some((latitude, longitude))
 }
 
 /// Telegram refuses texts longer than `max` characters after parsing (4096 for messages, 1024 for captions):
@@ -466,6 +441,24 @@ mod tests {
         );
         let caption = fit(render(&escape(&body)), &body, MAX_CAPTION, render);
         assert_eq!(parse_html(&caption).unwrap().0.chars().count(), MAX_CAPTION);
+    }
+
+    #[test]
+    fn geo_uris_give_latitude_and_longitude_within_range() {
+        assert_eq!(
+            parse_geo_uri("geo:48.85837,2.294481"),
+            Some((48.85837, 2.294481))
+        );
+        assert_eq!(
+            parse_geo_uri("geo:-33.8,151.2,58;u=35"),
+            Some((-33.8, 151.2)),
+            "altitude and uncertainty are dropped"
+        );
+        assert_eq!(parse_geo_uri("geo:91,0"), None);
+        assert_eq!(parse_geo_uri("geo:0,181"), None);
+        assert_eq!(parse_geo_uri("geo:north,east"), None);
+        assert_eq!(parse_geo_uri("https://maps.example/48,2"), None);
+        assert_eq!(parse_geo_uri("geo:48"), None);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub const CONFIG: &str = r#"
 homeserver: {address: "http://unused", domain: test}
 appservice: {address: "http://unused", id: telegram, bot: {username: telegrambot}}
 bridge:
-  permissions: {test: user}
+  permissions: {test: user, "@boss:test": admin}
 "#;
 
 pub fn pg_base() -> String {

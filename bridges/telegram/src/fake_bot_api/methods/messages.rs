@@ -1,4 +1,4 @@
-//! `sendMessage`, `editMessageText`, `deleteMessage`, `setMessageReaction`, `sendChatAction`, and the
+//! `sendMessage`, `sendLocation`, `editMessageText`, `deleteMessage`, `setMessageReaction`, `sendChatAction`, and the
 //! pieces every sending method shares (target chat, reply, topic, formatted text).
 
 use serde_json::{Value, json};
@@ -33,6 +33,50 @@ pub(super) fn send_message(w: &mut World, bot_id: i64, p: &Params) -> Result<Val
     if !entities.is_empty() {
         message["entities"] = entities.into();
     }
+    Ok(store(w, chat_id, message))
+}
+
+/// `sendLocation`: a point on the map, checked as Telegram does (latitude within ±90, longitude within ±180,
+/// the live-location fields within the ranges api.json gives); live locations are stored but never move.
+pub(super) fn send_location(w: &mut World, bot_id: i64, p: &Params) -> Result<Value, ApiError> {
+    let latitude = p.float("latitude")?.unwrap_or_default();
+    let longitude = p.float("longitude")?.unwrap_or_default();
+    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+        return Err(ApiError::bad_request("wrong location"));
+    }
+    let accuracy = p.float("horizontal_accuracy")?;
+    let live_period = p.int("live_period")?;
+    let heading = p.int("heading")?;
+    let radius = p.int("proximity_alert_radius")?;
+    if accuracy.is_some_and(|a| !(0.0..=1500.0).contains(&a)) {
+        return Err(ApiError::bad_request("wrong horizontal accuracy"));
+    }
+    if live_period.is_some_and(|l| l != 0x7FFF_FFFF && !(60..=86400).contains(&l)) {
+        return Err(ApiError::bad_request("wrong live period specified"));
+    }
+    if heading.is_some_and(|h| !(1..=360).contains(&h)) {
+        return Err(ApiError::bad_request("wrong heading specified"));
+    }
+    if radius.is_some_and(|r| !(1..=100_000).contains(&r)) {
+        return Err(ApiError::bad_request(
+            "wrong proximity alert radius specified",
+        ));
+    }
+    let (chat_id, mut message) = new_message(w, bot_id, p)?;
+    let mut location = json!({"latitude": latitude, "longitude": longitude});
+    if let Some(accuracy) = accuracy.filter(|a| *a > 0.0) {
+        location["horizontal_accuracy"] = accuracy.into();
+    }
+    if let Some(live_period) = live_period.filter(|l| *l > 0) {
+        location["live_period"] = live_period.into();
+        if let Some(heading) = heading {
+            location["heading"] = heading.into();
+        }
+        if let Some(radius) = radius {
+            location["proximity_alert_radius"] = radius.into();
+        }
+    }
+    message["location"] = location;
     Ok(store(w, chat_id, message))
 }
 
