@@ -57,7 +57,8 @@ def wait_port(port, proc, what):
 
 
 class IrcBridge:
-    def __init__(self, workdir, homeserver, ircd):
+    def __init__(self, workdir, homeserver, ircd, **network):
+        """`network`: keys of the IRC network's config to set or override."""
         self.dir = os.path.join(workdir, "bridge")
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
@@ -79,7 +80,7 @@ class IrcBridge:
                 "irc": {"networks": {NET: {
                     "host": "127.0.0.1", "port": ircd.port, "tls": False, "nick": "relaybot",
                     "messages_per_second": 50, "burst": 50, "netsplit_grace": 2, "max_lines": 4,
-                    "channels": {"#static": f"#static:{homeserver.server_name}"},
+                    "channels": {"#static": f"#static:{homeserver.server_name}"}, **network,
                 }}},
             }, f)
 

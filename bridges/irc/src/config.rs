@@ -22,6 +22,8 @@
 //!       netsplit_grace: 60         # seconds a user lost in a netsplit stays in rooms before leaving
 //!       channels:                  # static mappings, optional: channel -> room alias or id
 //!         "#rust": "#rust:example.org"
+//!       channel_keys:              # keys of channels with mode +k, optional
+//!         "#secret": "hunter2"
 //! ```
 //!
 //! Values are checked once at start; a wrong one is an error naming the file, the key and the fix.
@@ -110,6 +112,10 @@ pub struct NetworkConfig {
     /// Static channel -> room (alias or id) mappings. Default none.
     #[serde(default)]
     pub channels: BTreeMap<String, String>,
+    /// Keys (`+k`) of channels that need one: channel -> key, used by the relay bot and every
+    /// puppet. Default none.
+    #[serde(default)]
+    pub channel_keys: BTreeMap<String, String>,
 }
 
 /// `sasl:` of a network.
@@ -321,6 +327,22 @@ fn check(irc: &IrcConfig) -> Result<(), Problem> {
                 "use 6697 for TLS or 6667",
             ));
         }
+        for (channel, channel_key) in &net.channel_keys {
+            if !is_channel(channel) {
+                return Err((
+                    key("channel_keys"),
+                    format!("{channel:?} is not a channel name"),
+                    "channels start with # or &, e.g. \"#secret\": key",
+                ));
+            }
+            if channel_key.is_empty() || channel_key.contains([' ', ',', '\r', '\n']) {
+                return Err((
+                    key(&format!("channel_keys.{channel}")),
+                    "a channel key may not be empty or have spaces or commas".to_owned(),
+                    "use the key exactly as set with MODE +k",
+                ));
+            }
+        }
         if !is_valid_nick(&net.nick) || net.nick.len() > net.max_nick_len {
             return Err((
                 key("nick"),
@@ -446,6 +468,7 @@ irc:
       puppet_idle_timeout: 86400
       channels:
         "#causeway": "#causeway:localhost"
+      # channel_keys: {"#secret": CHANGE-ME}   # keys of channels with mode +k
 "##;
 
 #[cfg(test)]
@@ -505,6 +528,35 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.key, "irc.networks.net.sasl");
+    }
+
+    #[test]
+    fn channel_keys_load_and_a_key_with_a_space_is_refused() {
+        let loaded = parse(
+            "c.yaml",
+            &with_irc(
+                "  networks:\n    net: {host: irc.x, channel_keys: {\"#secret\": hunter2}}\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.irc.networks["net"].channel_keys["#secret"],
+            "hunter2"
+        );
+        let err = parse(
+            "c.yaml",
+            &with_irc(
+                "  networks:\n    net: {host: irc.x, channel_keys: {\"#secret\": \"a b\"}}\n",
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "irc.networks.net.channel_keys.#secret");
+        let err = parse(
+            "c.yaml",
+            &with_irc("  networks:\n    net: {host: irc.x, channel_keys: {secret: k}}\n"),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "irc.networks.net.channel_keys");
     }
 
     #[test]

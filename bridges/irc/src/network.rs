@@ -2,6 +2,7 @@
 //!
 //! - [`connection`]: one IRC connection with CAP negotiation, reconnects and flood control.
 //! - [`caps`], [`line`]: capability negotiation, and received lines in one shape.
+//! - [`chathistory`]: `CHATHISTORY` requests and the history batches that answer them.
 //! - [`relay`]: what the relay bot hears in channels becomes [`jobs::Job`]s, per portal, in order.
 //! - [`jobs`]: carries jobs out in Matrix (ghost messages, backfill, membership, topics, power levels).
 //! - [`puppets`]: a connection per Matrix user, their private messages and kicks.
@@ -9,6 +10,7 @@
 //! - [`portals`]: static mappings, dynamic portals by alias, private chats.
 
 pub mod caps;
+mod chathistory;
 pub mod connection;
 mod jobs;
 pub mod line;
@@ -71,8 +73,10 @@ pub(crate) struct Net {
 pub(crate) struct NetState {
     /// IRC users seen in each channel (both lowercased), to know where a QUIT leaves from.
     members: HashMap<String, HashSet<String>>,
-    /// Open `chathistory` batches of the relay connection: id -> (channel, lines so far).
-    batches: HashMap<String, (String, Vec<relay::ChatLine>)>,
+    /// Open `chathistory` batches of the relay connection.
+    batches: chathistory::Batches,
+    /// Lines per `CHATHISTORY` request: the server's `CHATHISTORY=` limit, else the default.
+    history_limit: Option<usize>,
     /// Users gone in a netsplit: nick -> (when, channels). They leave Matrix rooms only if
     /// they are not back within the grace period.
     splits: HashMap<String, (Instant, Vec<String>)>,
@@ -83,6 +87,9 @@ pub(crate) struct NetState {
     puppet_nicks: HashMap<String, OwnedUserId>,
     /// Rooms told that IRC is unreachable, during this outage.
     told_unreachable: HashSet<OwnedRoomId>,
+    /// Channel prefix modes (`o`, `h`, `v`, ...) of IRC users: channel -> nick -> modes (both
+    /// lowercased), so taking voice from an op leaves them an op.
+    prefix_modes: HashMap<String, HashMap<String, String>>,
 }
 
 impl Net {
@@ -146,6 +153,11 @@ impl Net {
             rate: c.messages_per_second,
             burst: c.burst,
             max_backoff: Duration::from_secs(c.max_reconnect_delay.max(1)),
+            keys: c
+                .channel_keys
+                .iter()
+                .map(|(channel, key)| (irc_lower(channel), key.clone()))
+                .collect(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! with exponential backoff and jitter, and sends queued lines in order under flood control.
 //! Lines queued while the server is unreachable wait and go out, in order, once it is back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -49,6 +49,8 @@ pub struct ConnSpec {
     pub burst: u32,
     /// Longest wait between attempts.
     pub max_backoff: Duration,
+    /// Channel keys (`+k`), by lowercased channel.
+    pub keys: BTreeMap<String, String>,
 }
 
 /// What a connection tells its owner.
@@ -164,7 +166,9 @@ impl Connection {
     pub fn join(&self, channel: &str) {
         let new = self.state().channels.insert(irc_lower(channel));
         if new {
-            self.send_raw(&format!("JOIN {channel}"));
+            for line in join_lines(&[channel.to_owned()], &self.inner.spec.keys) {
+                self.send_raw(&line);
+            }
         }
     }
 
@@ -294,11 +298,17 @@ impl Connection {
             tokio::select! {
                 biased;
                 _ = stop.changed() => {
-                    // Flush what is queued (the QUIT last), then go.
+                    // Flush what is queued (the QUIT last), then go. The `irc` crate writes
+                    // only while its stream is polled: read on until the server closes the
+                    // connection after the QUIT, or a moment has passed. (Sleeping instead
+                    // dropped the QUIT: the server saw "Connection closed".)
                     while let Ok(message) = queue.try_recv() {
                         let _ = sender.send(message);
                     }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                        while let Some(Ok(_)) = stream.next().await {}
+                    })
+                    .await;
                     return Ok(());
                 }
                 received = stream.next() => {
@@ -327,8 +337,8 @@ impl Connection {
                                 tracing::warn!(network = %spec.network, error, "SASL failed; connected without it");
                             }
                             tracing::info!(network = %spec.network, nick = %self.nick(), caps = ?negotiation.enabled, "IRC registered");
-                            for chunk in channels.chunks(10) {
-                                raw(&format!("JOIN {}", chunk.join(",")))?;
+                            for join in join_lines(&channels, &spec.keys) {
+                                raw(&join)?;
                             }
                             let _ = self.inner.up.send(true);
                             handler.on_registered(self).await;
@@ -365,6 +375,25 @@ impl Connection {
             }
         }
     }
+}
+
+/// `JOIN` lines for channels, ten a line; channels with a key first in their line, since keys
+/// go to a line's channels in order (`JOIN #a,#b,#c ka,kb`).
+fn join_lines(channels: &[String], keys: &BTreeMap<String, String>) -> Vec<String> {
+    channels
+        .chunks(10)
+        .map(|chunk| {
+            let (keyed, open): (Vec<&String>, Vec<&String>) =
+                chunk.iter().partition(|c| keys.contains_key(&irc_lower(c)));
+            let names: Vec<&str> = keyed.iter().chain(&open).map(|c| c.as_str()).collect();
+            let keys: Vec<&str> = keyed.iter().map(|c| keys[&irc_lower(c)].as_str()).collect();
+            if keys.is_empty() {
+                format!("JOIN {}", names.join(","))
+            } else {
+                format!("JOIN {} {}", names.join(","), keys.join(","))
+            }
+        })
+        .collect()
 }
 
 /// `2^attempt` seconds, at most `max`, times a random factor in [0.5, 1.5).
@@ -429,6 +458,21 @@ mod tests {
                 "{attempt}: {d:?}"
             );
         }
+    }
+
+    #[test]
+    fn keyed_channels_join_with_their_keys_first() {
+        let keys = BTreeMap::from([("#secret".to_owned(), "hunter2".to_owned())]);
+        let channels: Vec<String> = ["#open", "#Secret"].map(str::to_owned).into();
+        assert_eq!(join_lines(&channels, &keys), ["JOIN #Secret,#open hunter2"]);
+        let many: Vec<String> = (0..12).map(|i| format!("#c{i}")).collect();
+        assert_eq!(
+            join_lines(&many, &keys),
+            [
+                "JOIN #c0,#c1,#c2,#c3,#c4,#c5,#c6,#c7,#c8,#c9",
+                "JOIN #c10,#c11"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -1,11 +1,13 @@
 //! What the relay bot hears: channel messages, history replays, joins, parts, quits, nick
 //! changes, kicks, topics and modes become [`Job`]s queued per portal, in the order heard.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::chathistory;
 use super::connection::{Connection, IrcHandler};
 use super::jobs::Job;
 use super::line::Line;
@@ -118,37 +120,55 @@ impl RelayHandler {
         let Some(chat) = ChatLine::from_line(line) else {
             return;
         };
-        if let Some(batch) = line.batch() {
-            let mut state = self.net.state();
-            if let Some((_, lines)) = state.batches.get_mut(batch) {
-                lines.push(chat);
-                return;
-            }
-        }
+        let Some(chat) = self.net.state().batches.add(line.batch(), chat) else {
+            return;
+        };
         self.channel_job(target, Job::Message(chat));
     }
 
-    fn on_batch(&self, line: &Line) {
-        let reference = line.param(0);
-        if let Some(id) = reference.strip_prefix('+') {
-            let kind = line.param(1);
-            if kind.eq_ignore_ascii_case("chathistory")
-                || kind.eq_ignore_ascii_case("draft/chathistory")
-            {
-                let channel = line.param(2).to_owned();
-                self.net
-                    .state()
-                    .batches
-                    .insert(id.to_owned(), (channel, Vec::new()));
-            }
-        } else if let Some(id) = reference.strip_prefix('-') {
-            let done = self.net.state().batches.remove(id);
-            if let Some((channel, lines)) = done
-                && !lines.is_empty()
-            {
-                self.channel_job(&channel, Job::History(lines));
+    fn on_batch(&self, conn: &Connection, line: &Line) {
+        let (done, limit) = {
+            let mut state = self.net.state();
+            (state.batches.on_batch(line), state.history_limit)
+        };
+        let Some(history) = done else {
+            return;
+        };
+        if conn.has_cap("draft/chathistory") {
+            let limit = limit.unwrap_or(chathistory::DEFAULT_LIMIT);
+            if let Some(next) = chathistory::next_page(&history.channel, &history.lines, limit) {
+                conn.send_raw(&next);
             }
         }
+        if !history.lines.is_empty() {
+            self.channel_job(&history.channel, Job::History(history.lines));
+        }
+    }
+
+    /// Asks the server for what the portal missed: after its newest bridged line, or the latest.
+    fn request_history(&self, conn: &Connection, channel: &str) {
+        let Ok(bridge) = self.shared.bridge() else {
+            return;
+        };
+        let store = bridge.store().clone();
+        let portal = PortalId::channel(&self.net.name, channel);
+        let limit = self
+            .net
+            .state()
+            .history_limit
+            .unwrap_or(chathistory::DEFAULT_LIMIT);
+        let (conn, channel) = (conn.clone(), channel.to_owned());
+        tokio::spawn(async move {
+            let newest = match store.latest_messages(&portal, 1).await {
+                Ok(newest) => newest,
+                Err(e) => {
+                    tracing::warn!(%portal, error = %e, "no history request: the store failed");
+                    return;
+                }
+            };
+            let anchor = chathistory::anchor_of(&newest);
+            conn.send_raw(&chathistory::request(&channel, anchor.as_ref(), limit));
+        });
     }
 
     fn member(&self, channel: &str, nick: &str, present: bool) {
@@ -158,6 +178,10 @@ impl RelayHandler {
             members.insert(irc_lower(nick));
         } else {
             members.remove(&irc_lower(nick));
+            // Channel modes do not outlive the membership.
+            if let Some(modes) = state.prefix_modes.get_mut(&irc_lower(channel)) {
+                modes.remove(&irc_lower(nick));
+            }
         }
     }
 
@@ -171,6 +195,9 @@ impl RelayHandler {
                 .state()
                 .members
                 .insert(irc_lower(channel), Default::default());
+            if conn.has_cap("draft/chathistory") && conn.has_cap("batch") {
+                self.request_history(conn, channel);
+            }
             return;
         }
         self.member(channel, nick, true);
@@ -216,11 +243,15 @@ impl RelayHandler {
         let lower = irc_lower(nick);
         let channels: Vec<String> = {
             let mut state = self.net.state();
-            state
+            let channels = state
                 .members
                 .iter_mut()
                 .filter_map(|(channel, members)| members.remove(&lower).then(|| channel.clone()))
-                .collect()
+                .collect();
+            for modes in state.prefix_modes.values_mut() {
+                modes.remove(&lower);
+            }
+            channels
         };
         if self.net.is_own_nick(nick) || channels.is_empty() {
             return;
@@ -283,9 +314,9 @@ impl RelayHandler {
             return;
         };
         let (old_lower, new_lower) = (irc_lower(old), irc_lower(new));
-        let channels: Vec<String> = {
+        let (channels, levels): (Vec<String>, HashMap<String, Option<i64>>) = {
             let mut state = self.net.state();
-            state
+            let channels = state
                 .members
                 .iter_mut()
                 .filter_map(|(channel, members)| {
@@ -294,7 +325,16 @@ impl RelayHandler {
                         channel.clone()
                     })
                 })
-                .collect()
+                .collect();
+            // IRC keeps a user's channel modes across a nick change: so does the new ghost.
+            let mut levels = HashMap::new();
+            for (channel, modes) in &mut state.prefix_modes {
+                if let Some(m) = modes.remove(&old_lower) {
+                    levels.insert(channel.clone(), power_of_modes(&m));
+                    modes.insert(new_lower.clone(), m);
+                }
+            }
+            (channels, levels)
         };
         if self.net.is_own_nick(old) || self.net.is_own_nick(new) {
             return;
@@ -307,6 +347,15 @@ impl RelayHandler {
                     new: new.to_owned(),
                 },
             );
+            if let Some(&Some(level)) = levels.get(&channel) {
+                self.channel_job(
+                    &channel,
+                    Job::Power {
+                        nick: new.to_owned(),
+                        level: Some(level),
+                    },
+                );
+            }
         }
     }
 
@@ -363,17 +412,36 @@ impl RelayHandler {
             if self.net.is_own_nick(nick) {
                 continue;
             }
-            let level = power_of_prefixes(entry);
-            if level > 0 {
+            let modes = modes_of_prefixes(entry);
+            let level = self.set_prefix_modes(channel, nick, |m| *m = modes);
+            if level.is_some() {
                 self.channel_job(
                     channel,
                     Job::Power {
                         nick: nick.to_owned(),
-                        level: Some(level),
+                        level,
                     },
                 );
             }
         }
+    }
+
+    /// Changes a user's prefix modes in a channel; their power level from what is left.
+    fn set_prefix_modes(
+        &self,
+        channel: &str,
+        nick: &str,
+        change: impl FnOnce(&mut String),
+    ) -> Option<i64> {
+        let mut state = self.net.state();
+        let modes = state
+            .prefix_modes
+            .entry(irc_lower(channel))
+            .or_default()
+            .entry(irc_lower(nick))
+            .or_default();
+        change(modes);
+        power_of_modes(modes)
     }
 
     fn on_mode(&self, line: &Line) {
@@ -392,12 +460,12 @@ impl RelayHandler {
                     if self.net.is_own_nick(nick) {
                         continue;
                     }
-                    let level = match (adding, c) {
-                        (true, 'o' | 'a' | 'q') => Some(50),
-                        (true, 'h') => Some(25),
-                        (true, _) => Some(10),
-                        (false, _) => None,
-                    };
+                    let level = self.set_prefix_modes(channel, nick, |modes| {
+                        modes.retain(|m| m != c);
+                        if adding {
+                            modes.push(c);
+                        }
+                    });
                     self.channel_job(
                         channel,
                         Job::Power {
@@ -418,18 +486,32 @@ impl RelayHandler {
     }
 }
 
-/// The power level of a NAMES entry's prefixes: op 50, halfop 25, voice 10.
-pub(crate) fn power_of_prefixes(entry: &str) -> i64 {
-    let prefixes: String = entry.chars().take_while(|c| "@+%~&".contains(*c)).collect();
-    if prefixes.contains(['@', '~', '&']) {
-        50
-    } else if prefixes.contains('%') {
-        25
-    } else if prefixes.contains('+') {
-        10
-    } else {
-        0
-    }
+/// The channel modes behind a NAMES entry's prefixes (`@+bob` -> `ov`).
+pub(crate) fn modes_of_prefixes(entry: &str) -> String {
+    entry
+        .chars()
+        .map_while(|c| match c {
+            '~' => Some('q'),
+            '&' => Some('a'),
+            '@' => Some('o'),
+            '%' => Some('h'),
+            '+' => Some('v'),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The power level of a user's channel modes: owner, admin and op 50, halfop 25, voice 10;
+/// `None` without any.
+pub(crate) fn power_of_modes(modes: &str) -> Option<i64> {
+    modes
+        .chars()
+        .map(|m| match m {
+            'q' | 'a' | 'o' => 50,
+            'h' => 25,
+            _ => 10,
+        })
+        .max()
 }
 
 #[async_trait]
@@ -441,7 +523,13 @@ impl IrcHandler for RelayHandler {
     async fn on_line(&self, conn: &Connection, line: Line) {
         match line.command.as_str() {
             "PRIVMSG" | "NOTICE" => self.on_chat(conn, &line),
-            "BATCH" => self.on_batch(&line),
+            "BATCH" => self.on_batch(conn, &line),
+            // RPL_ISUPPORT: how many lines a CHATHISTORY request may ask for.
+            "005" => {
+                if let Some(limit) = chathistory::isupport_limit(&line) {
+                    self.net.state().history_limit = Some(limit);
+                }
+            }
             "JOIN" => self.on_join(conn, &line),
             "PART" => self.on_part(conn, &line),
             "QUIT" => self.on_quit(&line),
@@ -527,9 +615,20 @@ mod tests {
 
     #[test]
     fn names_prefixes_map_to_power_levels() {
-        assert_eq!(power_of_prefixes("@+bob"), 50);
-        assert_eq!(power_of_prefixes("%bob"), 25);
-        assert_eq!(power_of_prefixes("+bob"), 10);
-        assert_eq!(power_of_prefixes("bob"), 0);
+        let level = |entry: &str| power_of_modes(&modes_of_prefixes(entry));
+        assert_eq!(level("@+bob"), Some(50));
+        assert_eq!(level("%bob"), Some(25));
+        assert_eq!(level("+bob"), Some(10));
+        assert_eq!(level("~alice"), Some(50));
+        assert_eq!(level("bob"), None);
+    }
+
+    #[test]
+    fn the_highest_remaining_mode_decides_the_level() {
+        let mut modes = modes_of_prefixes("@+bob");
+        modes.retain(|m| m != 'o');
+        assert_eq!(power_of_modes(&modes), Some(10), "deopped, still voiced");
+        modes.retain(|m| m != 'v');
+        assert_eq!(power_of_modes(&modes), None);
     }
 }
