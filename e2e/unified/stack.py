@@ -52,17 +52,17 @@ def wait(predicate, what, timeout=90):
 
 
 async def link_telegram(stack, alice, sync, chat, owner):
-    """/bridge in the group by its owner, `login CODE` by Alice to the Telegram bot (in her management
+    """/bridge in the group by its owner, `bridge CODE` by Alice to the Telegram bot (in her management
     room, made the first time): the bot makes the portal room and invites her. Returns the room id."""
     stack.fake.update({"chat_member": {"chat": chat, "from": owner, "date": int(time.time()),
                                        "old_chat_member": {"status": "member", "user": owner},
                                        "new_chat_member": {"status": "creator", "user": owner,
                                                            "is_anonymous": False}}})
     stack.fake.update({"message": {"chat": chat, "from": owner, "text": "/bridge"}})
-    # The bot's answer names the command: `bridge CODE` (`login CODE` before the bridge had its own commands).
-    answer = wait(lambda: [m for m in stack.fake.sent(chat["id"]) if re.search(r"(?:login|bridge) [A-Z0-9]{6,}",
+    # The bot's answer names the command to send: `bridge CODE`.
+    answer = wait(lambda: [m for m in stack.fake.sent(chat["id"]) if re.search(r"bridge [A-Z0-9]{6,}",
                                                                                m.get("text", ""))], "the code")[0]
-    command, code = re.search(r"(login|bridge) ([A-Z0-9]{6,})", answer["text"]).groups()
+    command, code = re.search(r"(bridge) ([A-Z0-9]{6,})", answer["text"]).groups()
     bot = f"@telegrambot:{stack.server_name}"
     if not getattr(sync, "telegram_dm", None):
         created = await alice.room_create(invite=[bot], is_direct=True)
