@@ -26,6 +26,7 @@ pub mod error;
 pub mod format;
 pub mod intent;
 pub mod metrics;
+pub mod process;
 pub mod registration;
 pub mod server;
 pub mod status;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use appservice_sdk::Bridge;
 use appservice_sdk::bridge::Network;
+use appservice_sdk::process::{shutdown_signal, write_new_file};
 use appservice_sdk::registration::Registration;
 use clap::Parser;
 use irc_bridge::config;
@@ -51,7 +52,7 @@ async fn main() -> ExitCode {
         )
         .init();
     if cli.generate_config {
-        return match write_new(&cli.config, config::EXAMPLE) {
+        return match write_new_file(&cli.config, config::EXAMPLE) {
             Ok(()) => {
                 println!("wrote {}", cli.config.display());
                 ExitCode::SUCCESS
@@ -82,17 +83,6 @@ async fn main() -> ExitCode {
     }
 }
 
-fn write_new(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("{} (refusing to overwrite)", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
-}
-
 async fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<()> {
     let network = Arc::new(IrcNetwork::new(loaded.irc));
     if cli.generate_registration {
@@ -107,21 +97,4 @@ async fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<()> {
     let bridge = Bridge::new(&loaded.config, registration, network).await?;
     bridge.run(shutdown_signal()).await?;
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = ctrl_c.await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
 }

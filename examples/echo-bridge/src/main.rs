@@ -15,6 +15,7 @@ use anyhow::Context;
 use appservice_sdk::Bridge;
 use appservice_sdk::bridge::Network;
 use appservice_sdk::config::BridgeConfig;
+use appservice_sdk::process::shutdown_signal;
 use appservice_sdk::registration::Registration;
 use clap::Parser;
 
@@ -71,21 +72,4 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let bridge = Bridge::new(&config, registration, network).await?;
     bridge.run(shutdown_signal()).await?;
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
 }
