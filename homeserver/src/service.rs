@@ -55,6 +55,7 @@ pub struct Services {
     pub recent: Arc<recent::RecentEvents>,
     /// Group commit of events built in different rooms at once.
     pub committer: Arc<rooms::commit::Committer>,
+    pub txns: Arc<rooms::txns::SentTxns>,
     pub media: Arc<media::Media>,
     /// Application service registrations (reloaded on SIGHUP).
     pub appservices: Arc<appservice::AppServices>,
@@ -74,7 +75,13 @@ impl Services {
         let appservice_http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()?;
-        let committer = Arc::new(rooms::commit::Committer::spawn(store.clone()));
+        let recent = Arc::new(recent::RecentEvents::default());
+        let activity = Arc::new(activity::Activity::new(position));
+        let committer = Arc::new(rooms::commit::Committer::spawn(
+            store.clone(),
+            recent.clone(),
+            activity.clone(),
+        ));
         let services = Self {
             config: Arc::new(config),
             store,
@@ -84,14 +91,15 @@ impl Services {
             signing_key,
             rooms: Arc::new(rooms::Rooms::new(ROOM_CACHE_SIZE)),
             stream,
-            activity: Arc::new(activity::Activity::new(position)),
+            activity,
             typing: Arc::new(ephemeral::Typing::default()),
             unread: Arc::new(unread::Unread::default()),
             last_seen: Arc::new(last_seen::LastSeen::default()),
             lazy_members: Arc::new(sync::lazy::LazyMembers::default()),
             presence_states: Arc::new(presence::KnownStates::default()),
-            recent: Arc::new(recent::RecentEvents::default()),
+            recent,
             committer,
+            txns: Arc::new(rooms::txns::SentTxns::default()),
             media,
             appservices: Arc::new(appservice::AppServices::new(registrations)),
             appservice_http,

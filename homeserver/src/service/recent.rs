@@ -1,9 +1,9 @@
 //! The newest events of the most recently active rooms, in memory, so a woken `/sync` reads the
 //! few events it reports without a database round trip.
 //!
-//! A room's buffer is complete for every position after its `since`: events are added in the
-//! room's stream order (under the room lock, after they commit and before their positions become
-//! visible to readers), and a room whose stored events change (a redaction) is dropped. Bounded
+//! A room's buffer is complete for every position after its `since`: the database writer adds
+//! events in the room's stream order, after they commit and before their positions become visible
+//! to readers, and a room whose stored events change (a redaction) is dropped. Bounded
 //! per room and in rooms, so memory stays small whatever the traffic.
 
 use std::{

@@ -6,6 +6,7 @@ pub mod commit;
 pub mod create;
 pub mod membership;
 mod redact;
+pub mod txns;
 pub mod visibility;
 
 use std::{collections::HashMap, sync::Arc};
@@ -31,6 +32,9 @@ pub struct RoomState {
     /// Forward extremities, with their content hashes (room versions 1 and 2 cite those).
     pub extremities: Vec<(OwnedEventId, Option<String>)>,
     pub depth: i64,
+    /// Bumped each time the state is reloaded from the database because an event built on it
+    /// was not written, so that the senders who learn of it reload once.
+    pub epoch: u64,
 }
 
 impl RoomState {
@@ -117,7 +121,7 @@ impl Rooms {
     }
 }
 
-async fn load(store: &Store, room_id: &str) -> Result<Option<RoomState>> {
+pub(crate) async fn load(store: &Store, room_id: &str) -> Result<Option<RoomState>> {
     let Some(version) = store.room_version(room_id).await? else {
         return Ok(None);
     };
@@ -148,5 +152,6 @@ async fn load(store: &Store, room_id: &str) -> Result<Option<RoomState>> {
         state,
         extremities,
         depth: store.max_depth(room_id).await?,
+        epoch: 0,
     }))
 }

@@ -26,9 +26,9 @@ use crate::{
         rooms::{
             EventSpec, RoomState,
             build::{authorise, relation_of},
+            commit::PendingEvent,
         },
     },
-    store::NewEvent,
 };
 
 /// Largest batch one request may carry.
@@ -114,43 +114,35 @@ impl Services {
             built.push(self.build_one(&mut scratch, e, i)?);
         }
         let reservations: Vec<_> = built.iter().map(|_| self.stream.reserve()).collect();
-        let new: Vec<NewEvent<'_>> = built
+        let pending: Vec<PendingEvent> = built
             .iter()
             .zip(&reservations)
-            .map(|(b, r)| NewEvent {
+            .map(|(b, r)| PendingEvent {
                 stream_ordering: r.position,
-                event_id: b.event_id.as_str(),
-                room_id,
-                sender: &b.sender,
-                event_type: &b.event_type,
-                state_key: b.state_key.as_deref(),
+                event_id: b.event_id.to_string(),
+                room_id: room_id.to_owned(),
+                sender: b.sender.clone(),
+                event_type: b.event_type.clone(),
+                state_key: b.state_key.clone(),
                 depth: b.depth,
                 origin_server_ts: b.origin_server_ts,
-                json: &b.json,
-                relates_to: b.relation.as_ref().map(|(id, _)| id.as_str()),
-                rel_type: b.relation.as_ref().map(|(_, t)| t.as_str()),
+                json: b.json.clone(),
+                relates_to: b.relation.as_ref().map(|(id, _)| id.clone()),
+                rel_type: b.relation.as_ref().map(|(_, t)| t.clone()),
                 txn: None,
-                membership: b.membership.as_deref(),
-                prev_events: &b.prev_events,
+                membership: b.membership.clone(),
+                prev_events: b.prev_events.clone(),
             })
             .collect();
         let built_at = started.elapsed();
-        self.store.persist_events(&new).await?;
+        // Behind any event of the room still being written; the room stays locked meanwhile.
+        let epoch = room.epoch;
+        if let Err(e) = self.committer.queue(pending, reservations).outcome().await {
+            self.reload_room(&mut room, epoch).await;
+            return Err(Error::internal(e.to_string()));
+        }
         let persisted_at = started.elapsed();
-        self.recent.add(room_id, &new);
         *room = scratch;
-        for (b, r) in built.iter().zip(&reservations) {
-            if b.membership.is_some() {
-                let target = b.state_key.as_deref().unwrap_or_default();
-                self.activity
-                    .membership_changed(room_id, target, r.position);
-            }
-        }
-        if let Some(last) = reservations.last() {
-            self.activity.room_changed(room_id, last.position);
-        }
-        drop(new);
-        drop(reservations);
         tracing::info!(
             appservice = as_id,
             room_id,
@@ -221,5 +213,6 @@ fn copy_state(room: &RoomState) -> RoomState {
         state: room.state.clone(),
         extremities: room.extremities.clone(),
         depth: room.depth,
+        epoch: room.epoch,
     }
 }

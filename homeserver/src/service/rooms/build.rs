@@ -15,8 +15,13 @@ use serde_json::{Value, json, value::RawValue};
 use super::RoomState;
 use crate::{
     error::{Error, Result},
-    service::{Services, pdu::Pdu, rooms::commit::PendingEvent, secrets::random_string},
-    store::{NewEvent, StoreError, now_ms},
+    service::{
+        Services,
+        pdu::Pdu,
+        rooms::commit::{CommitError, PendingEvent, Queued},
+        secrets::random_string,
+    },
+    store::{StoreError, now_ms},
 };
 use ruma::api::error::ErrorKind;
 
@@ -63,6 +68,25 @@ pub struct Sent {
     pub stream_ordering: i64,
 }
 
+/// How many times a send is built again after an earlier event of its room failed to commit (a
+/// repeated transaction id that only the database caught, say).
+const SEND_ATTEMPTS: usize = 8;
+
+/// An event handed to the writer; its room's in-memory state already includes it.
+pub(crate) struct QueuedEvent {
+    pub(crate) sent: Sent,
+    /// The room's epoch it was built in (see [`RoomState::epoch`]).
+    pub(crate) epoch: u64,
+    queued: Queued,
+}
+
+impl QueuedEvent {
+    /// Waits until the writer has written the event (or failed to).
+    pub(crate) async fn written(self) -> (Sent, u64, Result<(), CommitError>) {
+        (self.sent, self.epoch, self.queued.outcome().await)
+    }
+}
+
 impl Services {
     /// Builds, authorises and persists an event from `sender` in the (locked) room.
     pub(crate) async fn build_and_send(
@@ -71,8 +95,35 @@ impl Services {
         sender: &str,
         spec: EventSpec,
     ) -> Result<Sent> {
-        let (mut obj, event_id, room_id) = self.build_event(room, sender, &spec)?;
-        let pdu = authorise(room, &spec, &mut obj, &event_id, &room_id, "Event")?;
+        for attempt in 1.. {
+            if let Some(sent) = self.repeated_txn(sender, &spec) {
+                return Ok(sent);
+            }
+            let (sent, epoch, written) = self.queue_event(room, sender, &spec)?.written().await;
+            match written {
+                Ok(()) => return Ok(self.sent_in_txn_now(sender, &spec, sent)),
+                Err(e) => {
+                    self.reload_room(room, epoch).await;
+                    if let Some(answer) = self.after_failed_send(e, sender, &spec, attempt).await {
+                        return answer;
+                    }
+                }
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Builds and authorises an event from `sender` in the (locked) room, applies it to the
+    /// room's in-memory state and queues it for the database. The lock may go once it is queued:
+    /// the writer keeps the room's order. [`QueuedEvent::written`] says how it went.
+    pub(crate) fn queue_event(
+        &self,
+        room: &mut RoomState,
+        sender: &str,
+        spec: &EventSpec,
+    ) -> Result<QueuedEvent> {
+        let (mut obj, event_id, room_id) = self.build_event(room, sender, spec)?;
+        let pdu = authorise(room, spec, &mut obj, &event_id, &room_id, "Event")?;
         let stored_json = serde_json::to_string(&obj).map_err(Error::internal)?;
         let relation = relation_of(&spec.content);
         let membership = (spec.event_type == "m.room.member")
@@ -88,8 +139,9 @@ impl Services {
             .as_ref()
             .map(|(d, t)| (sender.to_owned(), d.clone(), t.clone()));
         let reservation = self.stream.reserve();
+        let stream_ordering = reservation.position;
         let pending = PendingEvent {
-            stream_ordering: reservation.position,
+            stream_ordering,
             event_id: event_id.to_string(),
             room_id: room_id.to_string(),
             sender: sender.to_owned(),
@@ -101,45 +153,84 @@ impl Services {
             relates_to: relation.as_ref().map(|(id, _)| id.clone()),
             rel_type: relation.as_ref().map(|(_, t)| t.clone()),
             txn,
-            membership: membership.clone(),
+            membership,
             prev_events,
         };
-        let (committed, result) = self.committer.commit(vec![pending]).await;
-        match result {
-            Ok(()) => {}
-            // The same transaction raced in from another request: answer with its event.
-            // The same transaction was sent before (or raced in from another request): answer
-            // with its event.
-            Err(StoreError::Conflict) if spec.txn.is_some() => {
-                return self
-                    .sent_in_txn(sender, &spec)
-                    .await?
-                    .ok_or_else(|| Error::internal("transaction conflict without an event"));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let committed: Vec<NewEvent<'_>> = committed.iter().map(PendingEvent::as_new).collect();
-        self.recent.add(room_id.as_str(), &committed);
-        let stream_ordering = reservation.position;
         room.depth = pdu.depth;
         room.extremities = vec![(event_id.clone(), pdu.content_hash.clone())];
         if let Some(state_key) = &spec.state_key {
             room.state
                 .insert((spec.event_type.clone(), state_key.clone()), Arc::new(pdu));
         }
-        if membership.is_some() {
-            let target = spec.state_key.as_deref().unwrap_or_default();
-            self.activity
-                .membership_changed(room_id.as_str(), target, stream_ordering);
-        }
-        self.activity
-            .room_changed(room_id.as_str(), stream_ordering);
-        drop(reservation);
-        tracing::debug!(room_id = %room_id, event_id = %event_id, sender, event_type = spec.event_type, "event sent");
-        Ok(Sent {
-            event_id,
-            stream_ordering,
+        let queued = self.committer.queue(vec![pending], vec![reservation]);
+        tracing::debug!(room_id = %room_id, event_id = %event_id, sender, event_type = spec.event_type, "event queued");
+        Ok(QueuedEvent {
+            sent: Sent {
+                event_id,
+                stream_ordering,
+            },
+            epoch: room.epoch,
+            queued,
         })
+    }
+
+    /// Remembers a written event under its transaction id (if it has one), and hands it back.
+    pub(crate) fn sent_in_txn_now(&self, sender: &str, spec: &EventSpec, sent: Sent) -> Sent {
+        if let Some((device, txn)) = &spec.txn {
+            self.txns.insert((sender, device, txn), sent.clone());
+        }
+        sent
+    }
+
+    /// The event this process already sent under the request's transaction id, if any.
+    pub(crate) fn repeated_txn(&self, sender: &str, spec: &EventSpec) -> Option<Sent> {
+        let (device, txn) = spec.txn.as_ref()?;
+        self.txns.get((sender, device, txn))
+    }
+
+    /// After a queued event of the room failed to commit, its in-memory state is ahead of the
+    /// database: reloads it, unless that was already done since `epoch`.
+    pub(crate) async fn reload_room(&self, room: &mut RoomState, epoch: u64) {
+        if room.epoch != epoch {
+            return;
+        }
+        match super::load(&self.store, room.room_id.as_str()).await {
+            Ok(Some(mut fresh)) => {
+                fresh.epoch = epoch + 1;
+                *room = fresh;
+            }
+            // Not stored yet (its create event failed): nothing to go back to.
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(room_id = %room.room_id, error = %e, "cannot reload a room's state")
+            }
+        }
+    }
+
+    /// What a send answers when its event was not written (the room has been reloaded): `None`
+    /// to build it again.
+    pub(crate) async fn after_failed_send(
+        &self,
+        error: CommitError,
+        sender: &str,
+        spec: &EventSpec,
+        attempt: usize,
+    ) -> Option<Result<Sent>> {
+        match error {
+            CommitError::Superseded if attempt < SEND_ATTEMPTS => None,
+            // The same transaction was sent before (or raced in from another request): answer
+            // with its event.
+            CommitError::Store(StoreError::Conflict) if spec.txn.is_some() => {
+                Some(match self.sent_in_txn(sender, spec).await {
+                    // Repeats of it queued meanwhile are answered from memory when they are
+                    // built again.
+                    Ok(Some(sent)) => Ok(self.sent_in_txn_now(sender, spec, sent)),
+                    Ok(None) => Err(Error::internal("transaction conflict without an event")),
+                    Err(e) => Err(e),
+                })
+            }
+            e => Some(Err(Error::internal(e.to_string()))),
+        }
     }
 
     /// Fills in the PDU fields, hashes and signs. Returns the object, its event id and room id.

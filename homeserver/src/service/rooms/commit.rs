@@ -1,22 +1,35 @@
 //! Group commit: events built in different rooms at the same time are written in one database
-//! transaction. Each room builds under its own lock and hands its events here; one task takes
-//! whatever is waiting and persists it together, so under load a commit (and, on PostgreSQL,
-//! its flush to disk) is shared by every room that sent meanwhile.
+//! transaction, by one writer, in the order they were queued.
 //!
-//! When a shared transaction fails (a repeated transaction id, say), each room's events are
-//! retried on their own, so only the offender sees the error.
+//! A room queues its events under its lock (with their effects already applied to its in-memory
+//! state) and lets the lock go before the write, so the next event of the room is built while
+//! this one is written, and a commit carries the events of every sender that is waiting. Because
+//! jobs are written strictly in queue order, a room's events reach the database in the order they
+//! were built, and the last state event per key wins as it did in memory.
+//!
+//! Once a job is written, the writer notes it where readers look (the recent-events buffer, room
+//! and membership activity) and only then completes its stream positions, so a woken `/sync` sees
+//! everything it is told about without waiting for the sender's task to run.
+//!
+//! When a shared transaction fails (a repeated transaction id, say), each job is retried on its
+//! own, so only the offender sees the error. An event that cites an event that was not written is
+//! not written either ([`CommitError::Superseded`]): its room's in-memory state ran ahead of the
+//! database, and its sender reloads the room and builds the event again.
 
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{NewEvent, Store, StoreError};
+use crate::{
+    service::{activity::Activity, recent::RecentEvents, stream::Reservation},
+    store::{NewEvent, Store, StoreError},
+};
 
 /// Most events written in one shared transaction.
 const MAX_GROUP_EVENTS: usize = 1_000;
-/// Shared transactions in flight at once on PostgreSQL, whose commits wait for the disk but
-/// run in parallel; SQLite has one writer, so one.
-const POSTGRES_WRITERS: usize = 4;
+/// Ids of events that were not written, kept so that later events citing them are refused too.
+/// Failures are rare (a repeated transaction id); the set is emptied if it ever fills.
+const FAILED_KEPT: usize = 10_000;
 
 /// An event waiting to be persisted (the owned form of [`NewEvent`]).
 #[derive(Clone, Debug)]
@@ -61,9 +74,31 @@ impl PendingEvent {
     }
 }
 
+/// Why queued events were not written.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An event they cite was not written: the room's in-memory state must be reloaded, and the
+    /// events built again on top of it.
+    #[error("an earlier event of the room was not written")]
+    Superseded,
+}
+
 struct Job {
     events: Vec<PendingEvent>,
-    done: oneshot::Sender<(Vec<PendingEvent>, Result<(), StoreError>)>,
+    /// The events' stream positions, completed once the events are written and noted.
+    reservations: Vec<Reservation>,
+    done: oneshot::Sender<Result<(), CommitError>>,
+}
+
+/// Events handed to the writer; [`Queued::outcome`] says whether they were written.
+pub struct Queued(oneshot::Receiver<Result<(), CommitError>>);
+
+impl Queued {
+    pub async fn outcome(self) -> Result<(), CommitError> {
+        self.0.await.unwrap_or(Err(StoreError::Closed.into()))
+    }
 }
 
 /// Handle to the group-commit task.
@@ -72,40 +107,30 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the tasks that write to `store`.
-    pub fn spawn(store: Store) -> Self {
+    /// Starts the task that writes to `store` and notes what it wrote in `recent` and `activity`.
+    pub fn spawn(store: Store, recent: Arc<RecentEvents>, activity: Arc<Activity>) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
-        let rx = Arc::new(Mutex::new(rx));
-        let writers = if store.is_sqlite() {
-            1
-        } else {
-            POSTGRES_WRITERS
-        };
-        for _ in 0..writers {
-            tokio::spawn(run(store.clone(), rx.clone()));
-        }
+        tokio::spawn(run(store, recent, activity, rx));
         Self { jobs }
     }
 
-    /// Persists one room's events (in stream order) atomically; returns them once committed.
-    pub async fn commit(
-        &self,
-        events: Vec<PendingEvent>,
-    ) -> (Vec<PendingEvent>, Result<(), StoreError>) {
+    /// Queues one room's events (in stream order, with their reserved positions). Jobs are
+    /// written in the order they are queued.
+    pub fn queue(&self, events: Vec<PendingEvent>, reservations: Vec<Reservation>) -> Queued {
         let (done, wait) = oneshot::channel();
-        if let Err(mpsc::error::SendError(job)) = self.jobs.send(Job { events, done }) {
-            return (job.events, Err(StoreError::Closed));
+        if let Err(mpsc::error::SendError(job)) = self.jobs.send(Job {
+            events,
+            reservations,
+            done,
+        }) {
+            let _ = job.done.send(Err(StoreError::Closed.into()));
         }
-        match wait.await {
-            Ok(answer) => answer,
-            Err(_) => (Vec::new(), Err(StoreError::Closed)),
-        }
+        Queued(wait)
     }
 }
 
 /// Takes the next job and whatever else is waiting.
-async fn next_group(rx: &Mutex<mpsc::UnboundedReceiver<Job>>) -> Option<Vec<Job>> {
-    let mut rx = rx.lock().await;
+async fn next_group(rx: &mut mpsc::UnboundedReceiver<Job>) -> Option<Vec<Job>> {
     let first = rx.recv().await?;
     let mut size = first.events.len();
     let mut jobs = vec![first];
@@ -121,10 +146,42 @@ async fn next_group(rx: &Mutex<mpsc::UnboundedReceiver<Job>>) -> Option<Vec<Job>
     Some(jobs)
 }
 
-async fn run(store: Store, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
-    while let Some(jobs) = next_group(&rx).await {
-        let shared = if jobs.len() > 1 {
-            let all: Vec<NewEvent<'_>> = jobs
+/// Whether a job cites an event that was not written.
+fn cites_failed(job: &Job, failed: &HashSet<String>) -> bool {
+    !failed.is_empty()
+        && job
+            .events
+            .iter()
+            .any(|e| e.prev_events.iter().any(|p| failed.contains(p)))
+}
+
+async fn run(
+    store: Store,
+    recent: Arc<RecentEvents>,
+    activity: Arc<Activity>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) {
+    let mut failed: HashSet<String> = HashSet::new();
+    while let Some(jobs) = next_group(&mut rx).await {
+        // In queue order, so that a job citing one refused here is refused too.
+        let superseded: Vec<bool> = jobs
+            .iter()
+            .map(|job| {
+                let refused = cites_failed(job, &failed);
+                if refused {
+                    remember_failed(&mut failed, job);
+                }
+                refused
+            })
+            .collect();
+        let writable: Vec<&Job> = jobs
+            .iter()
+            .zip(&superseded)
+            .filter(|(_, refused)| !**refused)
+            .map(|(job, _)| job)
+            .collect();
+        let shared = if writable.len() > 1 {
+            let all: Vec<NewEvent<'_>> = writable
                 .iter()
                 .flat_map(|j| j.events.iter().map(PendingEvent::as_new))
                 .collect();
@@ -132,21 +189,53 @@ async fn run(store: Store, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
         } else {
             None
         };
-        for job in jobs {
-            let result = match &shared {
-                Some(Ok(())) => Ok(()),
-                // Alone, or the shared transaction failed: this room's events on their own.
-                _ => {
-                    let own: Vec<NewEvent<'_>> =
-                        job.events.iter().map(PendingEvent::as_new).collect();
-                    store.persist_events(&own).await
-                }
-            };
-            // The sender may have gone (its request was cancelled); the events are written.
-            let _ = job.done.send((job.events, result));
-        }
-        if let Some(Err(e)) = shared {
+        if let Some(Err(e)) = &shared {
             tracing::debug!(error = %e, "shared commit failed; rooms retried on their own");
+        }
+        for (job, refused) in jobs.into_iter().zip(superseded) {
+            let result = if refused {
+                Err(CommitError::Superseded)
+            } else if let Some(Ok(())) = &shared {
+                Ok(())
+            } else if cites_failed(&job, &failed) {
+                // Its room's earlier job failed on its own just now.
+                Err(CommitError::Superseded)
+            } else {
+                // Alone, or the shared transaction failed: this job on its own.
+                let own: Vec<NewEvent<'_>> = job.events.iter().map(PendingEvent::as_new).collect();
+                store.persist_events(&own).await.map_err(CommitError::from)
+            };
+            match &result {
+                Ok(()) => note_written(&recent, &activity, &job.events),
+                Err(_) => remember_failed(&mut failed, &job),
+            }
+            // Positions complete (readers may look) only after the events are noted.
+            drop(job.reservations);
+            // The sender may have gone (its request was cancelled); the events are written.
+            let _ = job.done.send(result);
+        }
+    }
+}
+
+fn remember_failed(failed: &mut HashSet<String>, job: &Job) {
+    if failed.len() + job.events.len() > FAILED_KEPT {
+        failed.clear();
+    }
+    failed.extend(job.events.iter().map(|e| e.event_id.clone()));
+}
+
+/// Tells readers about written events: the recent-events buffer, and where rooms and
+/// memberships changed.
+fn note_written(recent: &RecentEvents, activity: &Activity, events: &[PendingEvent]) {
+    for room in events.chunk_by(|a, b| a.room_id == b.room_id) {
+        let new: Vec<NewEvent<'_>> = room.iter().map(PendingEvent::as_new).collect();
+        recent.add(&room[0].room_id, &new);
+        for e in room.iter().filter(|e| e.membership.is_some()) {
+            let target = e.state_key.as_deref().unwrap_or_default();
+            activity.membership_changed(&e.room_id, target, e.stream_ordering);
+        }
+        if let Some(last) = room.last() {
+            activity.room_changed(&last.room_id, last.stream_ordering);
         }
     }
 }

@@ -77,6 +77,7 @@ impl Services {
             state: HashMap::new(),
             extremities: Vec::new(),
             depth: 0,
+            epoch: 0,
         };
 
         let mut create = req.creation_content.clone().unwrap_or_default();

@@ -47,28 +47,48 @@ impl Services {
 
     /// Sends an event into a room as `sender`, idempotently per transaction id: a repeated
     /// transaction is refused by the store's unique index and answered with the first event, so
-    /// the common case costs no lookup.
+    /// the common case costs no lookup. The room's lock is held only while the event is built:
+    /// the next event of the room is built while this one is written.
     pub async fn send(&self, room_id: &str, sender: &str, spec: EventSpec) -> Result<Sent> {
-        let room = self.rooms.get(&self.store, room_id).await?;
-        let mut room = match &room {
-            Some(room) => Some(room.lock().await),
-            None => None,
-        };
-        let joined = room.as_ref().is_some_and(|r| {
-            spec.event_type == "m.room.member" || r.membership(sender).as_deref() == Some("join")
-        });
-        match room.as_deref_mut() {
-            Some(room) if joined => self.build_and_send(room, sender, spec).await,
-            _ => {
-                // A retry of a send that went through before the user left still gets its event.
-                if let Some(sent) = self.sent_in_txn(sender, &spec).await? {
-                    return Ok(sent);
+        let handle = self.rooms.get(&self.store, room_id).await?;
+        for attempt in 1.. {
+            if let Some(sent) = self.repeated_txn(sender, &spec) {
+                return Ok(sent);
+            }
+            let mut room = match &handle {
+                Some(handle) => Some(handle.lock().await),
+                None => None,
+            };
+            let joined = room.as_ref().is_some_and(|r| {
+                spec.event_type == "m.room.member"
+                    || r.membership(sender).as_deref() == Some("join")
+            });
+            let queued = match room.as_deref_mut() {
+                Some(room) if joined => self.queue_event(room, sender, &spec)?,
+                _ => {
+                    // A retry of a send that went through before the user left still gets its
+                    // event.
+                    if let Some(sent) = self.sent_in_txn(sender, &spec).await? {
+                        return Ok(sent);
+                    }
+                    return Err(Error::forbidden(format!(
+                        "User {sender} is not in room {room_id}"
+                    )));
                 }
-                Err(Error::forbidden(format!(
-                    "User {sender} is not in room {room_id}"
-                )))
+            };
+            drop(room);
+            let (sent, epoch, written) = queued.written().await;
+            let Err(e) = written else {
+                return Ok(self.sent_in_txn_now(sender, &spec, sent));
+            };
+            if let Some(handle) = &handle {
+                self.reload_room(&mut *handle.lock().await, epoch).await;
+            }
+            if let Some(answer) = self.after_failed_send(e, sender, &spec, attempt).await {
+                return answer;
             }
         }
+        unreachable!("the loop returns")
     }
 
     /// The event an earlier request with the same transaction id produced, if any.
