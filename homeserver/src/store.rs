@@ -99,7 +99,7 @@ impl Store {
                 sqlx::query("PRAGMA journal_mode = WAL")
                     .execute(&writer)
                     .await?;
-                let reader = sqlite_pool(&url, 8).await?;
+                let reader = sqlite_pool(&url, SQLITE_READERS).await?;
                 Self {
                     writer,
                     reader,
@@ -148,6 +148,9 @@ impl Store {
     }
 }
 
+/// SQLite reader connections. Woken `/sync`s are mostly answered from memory, so a few suffice;
+/// each holds its own page cache and prepared statements.
+const SQLITE_READERS: u32 = 4;
 async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool> {
     // `AnyConnectOptions` has no SQLite pragmas, so each connection sets them itself.
     let _ = sqlx::any::AnyConnectOptions::from_str(url)?;
@@ -163,6 +166,11 @@ async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool> {
                     .execute(&mut *conn)
                     .await?;
                 sqlx::query("PRAGMA foreign_keys = ON")
+                    .execute(&mut *conn)
+                    .await?;
+                // Each connection's page cache: 1,000 KiB (SQLite's default is 2,000). The
+                // operating system caches the file as well, so more mostly costs memory.
+                sqlx::query("PRAGMA cache_size = -1000")
                     .execute(&mut *conn)
                     .await?;
                 Ok(())
