@@ -8,12 +8,13 @@ long-polls /sync (the Rust load generator in bench/loadgen does the client side)
 Reports sends/s, send latency p50/p99, send-to-sync delivery latency p50/p99, deliveries that
 waited for the 30 s long-poll timeout, the server's peak resident memory during the run, and the
 server process's CPU time per message while sending and delivering (PostgreSQL's own processes
-not included). CAUSEWAY_BIN runs another homeserver build (to compare two commits back to back).
+not included), and the load generator's own CPU time over its whole run (registration included). CAUSEWAY_BIN runs another homeserver build (to compare two commits back to back).
 """
 
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -109,15 +110,19 @@ def run(name: str, launcher, backend: str, args) -> dict:
         wait_for_versions(base, process, timeout=120)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run(
             [str(ROOT / "target" / "release" / "loadgen"), "--url", base, "--users", str(args.users),
              "--rooms", str(args.rooms), "--messages", str(args.messages), "--server-pid", str(process.pid)],
             capture_output=True, text=True, timeout=900,
         )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         stop.set()
+        loadgen_cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if out.returncode != 0:
             raise RuntimeError(f"loadgen failed against {name}/{backend}: {out.stderr[-2000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
+        result["loadgen_cpu_s"] = loadgen_cpu_s
     finally:
         stop.set()
         process.terminate()
@@ -145,14 +150,14 @@ def main() -> None:
             if args.only in (None, name):
                 results.append(run(name, launcher, backend, args))
     print(f"\n{args.users} users in {args.rooms} rooms sending {args.messages} messages while all long-poll /sync\n")
-    print("| server | database | sends/s | send p50 | send p99 | delivery p50 | delivery p99 | waited for timeout | peak RSS | server CPU per message |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| server | database | sends/s | send p50 | send p99 | delivery p50 | delivery p99 | waited for timeout | peak RSS | server CPU per message | load generator CPU |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         cpu = r.get("server_cpu_ms_per_message")
         print(f"| {r['server']} | {r['backend']} | {r['sends_per_s']:.0f} | {r['send_p50_ms']:.1f} ms | {r['send_p99_ms']:.1f} ms | "
               f"{r['delivery_p50_ms']:.1f} ms | {r['delivery_p99_ms']:.1f} ms | "
               f"{r['deliveries_that_waited_for_the_long_poll_timeout']} | {r['peak_rss_mb']:.1f} MB | "
-              f"{'-' if cpu is None else f'{cpu:.2f} ms'} |")
+              f"{'-' if cpu is None else f'{cpu:.2f} ms'} | {r['loadgen_cpu_s']:.1f} s |")
 
 
 if __name__ == "__main__":
