@@ -65,6 +65,12 @@ pub(crate) enum Job {
     },
     /// A notice from the bridge bot (failures).
     Notice(String),
+    /// An IRC user deleted a line (`draft/message-redaction`).
+    Redact {
+        by: String,
+        msgid: String,
+        reason: Option<String>,
+    },
     /// A private message to a Matrix user's puppet.
     Private {
         user_id: OwnedUserId,
@@ -189,8 +195,67 @@ async fn run(shared: &Arc<Shared>, portal_id: &str, job: Job) -> Result<()> {
                 .await?;
             Ok(())
         }
+        Job::Redact { by, msgid, reason } => {
+            redact(&bridge, &net, &portal, &by, &msgid, reason.as_deref()).await
+        }
         Job::Private { .. } => Ok(()),
     }
+}
+
+/// An IRC user deleted a line: an IRC user's line is redacted by the deleter's ghost (the
+/// bot where the ghost may not), a Matrix user's line by the bot.
+async fn redact(
+    bridge: &Bridge,
+    net: &Net,
+    portal: &PortalRecord,
+    by: &str,
+    msgid: &str,
+    reason: Option<&str>,
+) -> Result<()> {
+    let store = bridge.store();
+    let reason = match reason {
+        Some(reason) => format!("deleted on IRC by {by}: {reason}"),
+        None => format!("deleted on IRC by {by}"),
+    };
+    let options = || SendOptions {
+        ts: None,
+        txn_id: Some(appservice_sdk::intent::txn_id_for(
+            &portal.remote_id,
+            &format!("redact:{msgid}"),
+        )),
+    };
+    let bot = bridge.appservice().bot();
+    let room = &portal.room_id;
+    if let Some(message) = store
+        .message_by_remote_id(&portal.remote_id, &format!("msgid:{msgid}"))
+        .await?
+    {
+        let deleter = ghost(bridge, net, by).await?;
+        match deleter
+            .redact(room, &message.event_id, Some(reason.as_str()), options())
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.errcode() == Some("M_FORBIDDEN") => {
+                bot.redact(room, &message.event_id, Some(reason.as_str()), options())
+                    .await?;
+            }
+            Err(e) => return Err(e),
+        }
+        store.delete_message(message.event_id.as_str()).await?;
+        return Ok(());
+    }
+    let Some(event_id) = super::redaction::event_of_msgid(store, &net.name, msgid).await? else {
+        tracing::debug!(portal = %portal.remote_id, msgid, "REDACT of a line the bridge does not know");
+        return Ok(());
+    };
+    let event_id = ruma::EventId::parse(&event_id)
+        .map_err(|e| Error::Protocol(format!("stored event id {event_id}: {e}")))?;
+    bot.redact(room, &event_id, Some(reason.as_str()), options())
+        .await?;
+    super::redaction::forget(store, &net.name, event_id.as_str()).await?;
+    store.delete_message(event_id.as_str()).await?;
+    Ok(())
 }
 
 /// The portal of a job. A portal being created (its alias was just looked up) may not be stored

@@ -21,6 +21,8 @@ use crate::convert::split::{split_lines, text_budget};
 /// One message on its way to IRC.
 struct Outgoing<'a> {
     sender: &'a UserId,
+    /// The Matrix message, whose IRC msgids are kept for deleting it later.
+    event_id: Option<&'a str>,
     text: String,
     action: bool,
     notice: bool,
@@ -48,6 +50,7 @@ impl Shared {
         }
         let out = Outgoing {
             sender: &message.sender,
+            event_id: Some(message.event_id.as_str()),
             text: body,
             action: text.action,
             notice: text.notice,
@@ -72,6 +75,7 @@ impl Shared {
         );
         let out = Outgoing {
             sender: &edit.sender,
+            event_id: None,
             text: correction(&text.text),
             action: false,
             notice: text.notice,
@@ -89,8 +93,9 @@ impl Shared {
         };
         let net = net.clone();
         match change.membership.as_str() {
+            // Not waiting for the connection to register: the channel is joined once it has.
             "join" => {
-                if let Some(conn) = self.puppet(&net, &change.user_id).await {
+                if let Some(conn) = self.puppet_connection(&net, &change.user_id).await {
                     conn.join(&channel);
                 }
             }
@@ -178,13 +183,19 @@ impl Shared {
             self.tell_unreachable(net, &portal.room_id).await;
         }
         let command = if out.notice { "NOTICE" } else { "PRIVMSG" };
+        // Only where the server can delete messages: their msgids are kept for that.
+        let track = out.event_id.filter(|_| super::redaction::offered(&conn));
         for line in lines {
             let payload = if out.action && !via_relay {
                 format!("\u{1}ACTION {line}\u{1}")
             } else {
                 wrap(&line)
             };
-            conn.send_raw(&format!("{command} {target} :{payload}"));
+            let raw = format!("{command} {target} :{payload}");
+            match track {
+                Some(event_id) => conn.send_tracked(&raw, event_id),
+                None => conn.send_raw(&raw),
+            }
         }
         Ok(())
     }
