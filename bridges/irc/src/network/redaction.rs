@@ -315,8 +315,9 @@ mod tests {
         let redact = Redact::from_line(&line).unwrap();
         assert_eq!((redact.target.as_str(), redact.reason), ("alice[m]", None));
         assert_eq!(
-            Redact::from_line(&Line::parse(":s REDACT #c m").unwrap()),
-            None
+            Redact::from_line(&Line::parse(":irc.test REDACT #c m").unwrap()),
+            None,
+            "from the server, not a user"
         );
         assert_eq!(
             Redact::from_line(&Line::parse(":a!b@c REDACT #c").unwrap()),
