@@ -82,6 +82,17 @@ pub(crate) fn nick_answer(line: &Line, old: &str) -> Option<std::result::Result<
     }
 }
 
+/// Whether `RPL_USERHOST` (`302 <me> :[nick[*]=+user@host ...]`) lists `nick` as online;
+/// `None` for other lines.
+pub(crate) fn userhost_online(line: &Line, nick: &str) -> Option<bool> {
+    (line.command == "302").then(|| {
+        line.param(1)
+            .split_whitespace()
+            .filter_map(|entry| entry.split(['=', '*']).next())
+            .any(|online| same(online, nick))
+    })
+}
+
 /// What `whois` learns from the server's answer lines (up to `RPL_ENDOFWHOIS`).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Whois {
@@ -256,18 +267,12 @@ impl Shared {
             return Ok(format!("You are {nick} on {} already.", net.name));
         }
         // The `irc` crate answers a refused NICK by trying its alternative nicks: so ask first
-        // whether the nick is online (ISON), and put the old nick back after a refusal.
+        // whether the nick is online, and put the old nick back after a refusal. (USERHOST, not
+        // ISON: irc-proto 1.1 writes a parsed ISON as USERHOST.)
         if !same(&old, nick) {
             let mut lines = conn.lines();
-            conn.send_raw(&format!("ISON {nick}"));
-            let online = answer(&mut lines, |line| {
-                (line.command == "303").then(|| {
-                    line.param(1)
-                        .split_whitespace()
-                        .any(|online| same(online, nick))
-                })
-            })
-            .await;
+            conn.send_raw(&format!("USERHOST {nick}"));
+            let online = answer(&mut lines, |line| userhost_online(line, nick)).await;
             if online == Some(true) {
                 return Ok(format!("{nick} is taken on {}.", net.name));
             }
@@ -478,6 +483,19 @@ mod tests {
         assert!(nick_answer(&too_fast, "alice[m]").unwrap().is_err());
         let other = Line::parse(":irc.test 372 alice[m] :- motd").unwrap();
         assert_eq!(nick_answer(&other, "alice[m]"), None);
+    }
+
+    #[test]
+    fn userhost_tells_whether_a_nick_is_online() {
+        let online = Line::parse(":irc.test 302 alicia :IrcBob=+ircbob@127.0.0.1").unwrap();
+        assert_eq!(userhost_online(&online, "ircbob"), Some(true));
+        let oper = Line::parse(":irc.test 302 alicia :op*=-o@h bob=+b@h").unwrap();
+        assert_eq!(userhost_online(&oper, "op"), Some(true));
+        assert_eq!(userhost_online(&oper, "bo"), Some(false));
+        let nobody = Line::parse(":irc.test 302 alicia :").unwrap();
+        assert_eq!(userhost_online(&nobody, "ircbob"), Some(false));
+        let other = Line::parse(":irc.test 303 alicia :ircbob").unwrap();
+        assert_eq!(userhost_online(&other, "ircbob"), None);
     }
 
     #[test]
