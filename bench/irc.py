@@ -31,6 +31,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import selectors
 import shutil
 import socket
@@ -41,6 +42,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 
 import yaml
 
@@ -339,6 +341,7 @@ def main():
                                "id": "irc", "bot": {"username": "ircbot", "displayname": "IRC bridge"},
                                "database": f"sqlite:{os.path.join(bridge_dir, 'irc.db')}"},
                 "bridge": {"permissions": {SERVER: "user"}},
+                "metrics": {"enabled": True},
                 "irc": {"networks": {NET: {
                     "host": "127.0.0.1", "port": ircd.port, "tls": False, "nick": "relaybot",
                     "messages_per_second": args.rate, "burst": args.burst, "max_puppets": args.puppets + 10,
@@ -346,9 +349,11 @@ def main():
             }, f)
         subprocess.run([bridge_bin, "-c", config, "-g", "-r", registration], check=True, stdout=subprocess.DEVNULL)
         hs.start([registration])
-        bridge_log = open(os.path.join(bridge_dir, "bridge.log"), "w")
+        bridge_log_path = os.path.join(bridge_dir, "bridge.log")
+        bridge_log = open(bridge_log_path, "w")
         bridge = subprocess.Popen([bridge_bin, "-c", config, "-r", registration], stdout=bridge_log,
-                                  stderr=subprocess.STDOUT, env=dict(os.environ, RUST_LOG="warn"))
+                                  stderr=subprocess.STDOUT,
+                                  env=dict(os.environ, RUST_LOG="warn,irc_bridge::timing=debug", NO_COLOR="1"))
         crowd = IrcCrowd(ircd.port)
         crowd.start()
         HEALTH.append(lambda: bridge.poll() is not None and f"the bridge exited with {bridge.returncode}")
@@ -356,7 +361,7 @@ def main():
         HEALTH.append(lambda: crowd.error)
         try:
             wait_until(lambda: socket_open(as_port), "the bridge to listen", 30)
-            run(args, hs, bridge, crowd, results)
+            run(args, hs, bridge, crowd, results, as_port, bridge_log_path)
         finally:
             stop_process(bridge)
             hs.stop()
@@ -382,12 +387,57 @@ def socket_open(port):
         return False
 
 
+def bridge_metrics(as_port):
+    """The bridge's latency histogram (`bridge_event_latency_seconds`): bucket counts, count, sum."""
+    raw = urllib.request.urlopen(f"http://127.0.0.1:{as_port}/metrics", timeout=10).read().decode()
+    hist = {"buckets": {}}
+    for line in raw.splitlines():
+        if line.startswith("bridge_event_latency_seconds_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            hist["buckets"][bound] = int(float(line.split()[-1]))
+        elif line.startswith("bridge_event_latency_seconds_count"):
+            hist["count"] = int(float(line.split()[-1]))
+        elif line.startswith("bridge_event_latency_seconds_sum"):
+            hist["sum"] = float(line.split()[-1])
+    return hist
+
+
+def metrics_delta(before, after):
+    """What the bridge measured between two scrapes: how many, the mean, and the share within each bound."""
+    n = after["count"] - before["count"]
+    if n <= 0:
+        return {"n": 0}
+    within = {f"<={float(b) * 1000:g}ms": round((after["buckets"][b] - before["buckets"].get(b, 0)) / n, 3)
+              for b in after["buckets"] if float(b) <= 0.1}
+    return {"n": n, "mean_ms": round((after["sum"] - before["sum"]) / n * 1000, 2), **within}
+
+
+LOG_MARK = [0]
+
+
+def mark_log(path):
+    """Timing lines after this point are the next phase's."""
+    LOG_MARK[0] = os.path.getsize(path)
+
+
+def bridged_ms(path, _what):
+    """The bridge's own times (ms) for IRC lines since the mark (`IRC line bridged ms=...`)."""
+    values = []
+    with open(path, errors="replace") as f:
+        f.seek(LOG_MARK[0])
+        for line in f:
+            line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+            if "IRC line bridged" in line and " ms=" in line:
+                values.append(float(line.split(" ms=")[1].split()[0]))
+    return values or [0.0]
+
+
 def note(results, key, value):
     results[key] = value
     say(f"{key}: {json.dumps(value)}")
 
 
-def run(args, hs, bridge, crowd, results):
+def run(args, hs, bridge, crowd, results, as_port, bridge_log_path):
     note(results, "rss_start_mb", round(rss_mb(bridge.pid), 1))
     t0 = time.monotonic()
     # Matrix users (shared-secret registration gives the token).
@@ -442,6 +492,7 @@ def run(args, hs, bridge, crowd, results):
     # Latency, IRC -> Matrix, one at a time. Also when the observer (an IRC client in the
     # channel) got the line: the IRC server's share.
     lat, ircd_share = [], []
+    mark_log(bridge_log_path)
     for i in range(args.latency_messages):
         text = f"irc-lat {i}"
         nick = ghosts[i % len(ghosts)]
@@ -454,8 +505,13 @@ def run(args, hs, bridge, crowd, results):
             ircd_share.append((on_irc - start) * 1000)
     note(results, "irc_to_matrix_ms", summary(lat))
     note(results, "irc_to_matrix_observer_on_irc_ms", summary(ircd_share))
+    # Inside the bridge: from reading the IRC line to the homeserver's answer to the send (its
+    # debug log `irc_bridge::timing`; the SDK's histogram also counts the ghosts' events coming
+    # back from the homeserver here).
+    note(results, "irc_to_matrix_bridge_ms", summary(bridged_ms(bridge_log_path, "irc-lat ")))
     # Latency, Matrix -> IRC, one at a time; also when the homeserver answered the send.
     lat, accepted = [], []
+    before = bridge_metrics(as_port)
     for i in range(args.latency_messages):
         text = f"mx-lat {i}"
         start = time.monotonic()
@@ -465,6 +521,9 @@ def run(args, hs, bridge, crowd, results):
         lat.append((arrived - start) * 1000)
     note(results, "matrix_to_irc_ms", summary(lat))
     note(results, "matrix_to_irc_send_answered_ms", summary(accepted))
+    # Inside the bridge: from the homeserver's transaction to the event handled (IRC line
+    # queued, then the message and the event id stored).
+    note(results, "matrix_to_irc_bridge_histogram", metrics_delta(before, bridge_metrics(as_port)))
     note(results, "rss_after_latency_mb", round(rss_mb(bridge.pid), 1))
 
     peak = [0.0]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use appservice_sdk::backfill::{HistoryEvent, backfill};
 use appservice_sdk::bridge::{Bridge, RemoteEvent, RemoteEventKind, RemoteSender};
@@ -78,10 +78,10 @@ pub(crate) enum Job {
     },
 }
 
-/// Per-portal ordered workers.
+/// Per-portal ordered workers; each job goes with when the IRC line behind it was read.
 #[derive(Default)]
 pub(crate) struct Workers {
-    queues: Mutex<HashMap<String, mpsc::Sender<Job>>>,
+    queues: Mutex<HashMap<String, mpsc::Sender<(Job, Instant)>>>,
 }
 
 impl Workers {
@@ -101,7 +101,7 @@ impl Workers {
                 })
                 .clone()
         };
-        if let Err(e) = sender.try_send(job) {
+        if let Err(e) = sender.try_send((job, Instant::now())) {
             // Full: keep the order by waiting, off the IRC reader.
             let job = match e {
                 mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
@@ -115,14 +115,26 @@ impl Workers {
     }
 }
 
-async fn worker(shared: Arc<Shared>, portal_id: String, mut rx: mpsc::Receiver<Job>) {
-    while let Some(job) = rx.recv().await {
+async fn worker(shared: Arc<Shared>, portal_id: String, mut rx: mpsc::Receiver<(Job, Instant)>) {
+    while let Some((job, read_at)) = rx.recv().await {
+        let live_message = matches!(job, Job::Message(_));
         let result = run(&shared, &portal_id, job).await;
-        if let Err(e) = result {
-            if let Ok(bridge) = shared.bridge() {
-                bridge.metrics().error();
+        let Ok(bridge) = shared.bridge() else {
+            continue;
+        };
+        match result {
+            // From the IRC line read to the homeserver's answer to the send, in the SDK's
+            // latency histogram (`bridge_event_latency_seconds`) beside Matrix -> IRC handling.
+            Ok(()) if live_message => {
+                let took = read_at.elapsed();
+                bridge.metrics().observe_latency(took);
+                tracing::debug!(target: "irc_bridge::timing", portal = %portal_id, ms = took.as_secs_f64() * 1000.0, "IRC line bridged");
             }
-            tracing::warn!(portal = %portal_id, error = %e, "IRC event not bridged");
+            Ok(()) => {}
+            Err(e) => {
+                bridge.metrics().error();
+                tracing::warn!(portal = %portal_id, error = %e, "IRC event not bridged");
+            }
         }
     }
 }
