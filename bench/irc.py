@@ -63,10 +63,13 @@ def target_dir():
 
 
 def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:  # the bridge is gone; the waits say so
+        pass
     return 0.0
 
 
@@ -581,19 +584,20 @@ def run(args, hs, bridge, crowd, results, as_port, bridge_log_path):
         "bridged_per_s": round(n / (in_homeserver - start), 1),
         "total_s": round(last - start, 2), "per_s": round(n / (last - start), 1)})
     # Throughput, Matrix -> IRC: the 50 users send N messages from 10 threads.
-    say(f"Matrix -> IRC burst: {n} messages from {len(users)} Matrix users, 10 threads")
+    threads_n = min(10, len(users))
+    say(f"Matrix -> IRC burst: {n} messages from {len(users)} Matrix users, {threads_n} threads")
     start = time.monotonic()
     failures = []
 
     def sender(k):
-        clients = users[k::10]
+        clients = users[k::threads_n]
         try:
-            for i in range(k, n, 10):
-                clients[(i // 10) % len(clients)].send(room, f"mx-burst {i}")
+            for i in range(k, n, threads_n):
+                clients[(i // threads_n) % len(clients)].send(room, f"mx-burst {i}")
         except Exception as e:  # noqa: BLE001
             failures.append(repr(e))
 
-    threads = [threading.Thread(target=sender, args=(k,)) for k in range(10)]
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(threads_n)]
     for t in threads:
         t.start()
     for t in threads:
