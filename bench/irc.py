@@ -429,14 +429,14 @@ def mark_log(path):
     LOG_MARK[0] = os.path.getsize(path)
 
 
-def bridged_ms(path, _what):
-    """The bridge's own times (ms) for IRC lines since the mark (`IRC line bridged ms=...`)."""
+def bridged_ms(path, what):
+    """The bridge's own times (ms) since the mark, from its `irc_bridge::timing` lines `what`."""
     values = []
     with open(path, errors="replace") as f:
         f.seek(LOG_MARK[0])
         for line in f:
             line = re.sub(r"\x1b\[[0-9;]*m", "", line)
-            if "IRC line bridged" in line and " ms=" in line:
+            if what in line and " ms=" in line:
                 values.append(float(line.split(" ms=")[1].split()[0]))
     return values or [0.0]
 
@@ -517,10 +517,11 @@ def run(args, hs, bridge, crowd, eyes, results, as_port, bridge_log_path):
     # Inside the bridge: from reading the IRC line to the homeserver's answer to the send (its
     # debug log `irc_bridge::timing`; the SDK's histogram also counts the ghosts' events coming
     # back from the homeserver here).
-    note(results, "irc_to_matrix_bridge_ms", summary(bridged_ms(bridge_log_path, "irc-lat ")))
+    note(results, "irc_to_matrix_bridge_ms", summary(bridged_ms(bridge_log_path, "IRC line bridged")))
     # Latency, Matrix -> IRC, one at a time; also when the homeserver answered the send.
     lat, accepted = [], []
     before = bridge_metrics(as_port)
+    mark_log(bridge_log_path)
     for i in range(args.latency_messages):
         text = f"mx-lat {i}"
         start = time.monotonic()
@@ -533,6 +534,9 @@ def run(args, hs, bridge, crowd, eyes, results, as_port, bridge_log_path):
     # Inside the bridge: from the homeserver's transaction to the event handled (IRC line
     # queued, then the message and the event id stored).
     note(results, "matrix_to_irc_bridge_histogram", metrics_delta(before, bridge_metrics(as_port)))
+    # From the event's origin_server_ts (the homeserver made it) to its lines queued for IRC.
+    note(results, "matrix_to_irc_event_to_irc_queue_ms",
+         summary(bridged_ms(bridge_log_path, "Matrix message queued for IRC")))
     note(results, "rss_after_latency_mb", round(rss_mb(bridge.pid), 1))
 
     peak = [0.0]

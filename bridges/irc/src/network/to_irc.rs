@@ -57,6 +57,13 @@ impl Shared {
         };
         self.deliver(portal, &id, &net, out, message.relayed)
             .await?;
+        // How long after the homeserver made the event its lines were queued for IRC (the
+        // homeserver's delivery plus the bridge's handling so far; same clock, ms).
+        tracing::debug!(
+            target: "irc_bridge::timing",
+            ms = super::relay::now_ms().saturating_sub(message.ts),
+            "Matrix message queued for IRC"
+        );
         Ok(Some(format!("mx:{}", message.event_id)))
     }
 
