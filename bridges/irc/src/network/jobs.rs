@@ -21,9 +21,6 @@ use crate::convert::ids::PortalId;
 use crate::convert::irc_to_matrix::content;
 use crate::convert::nick::ghost_remote_id;
 
-/// Jobs waiting per portal before the IRC reader waits.
-const QUEUE_DEPTH: usize = 4096;
-
 /// Something IRC did in a portal.
 #[derive(Debug)]
 pub(crate) enum Job {
@@ -81,11 +78,14 @@ pub(crate) enum Job {
 /// Per-portal ordered workers; each job goes with when the IRC line behind it was read.
 #[derive(Default)]
 pub(crate) struct Workers {
-    queues: Mutex<HashMap<String, mpsc::Sender<(Job, Instant)>>>,
+    queues: Mutex<HashMap<String, mpsc::UnboundedSender<(Job, Instant)>>>,
 }
 
 impl Workers {
-    /// Queues a job behind the portal's earlier jobs.
+    /// Queues a job behind the portal's earlier jobs. Unbounded, so the IRC reader never waits
+    /// and the order always holds (a bounded queue that was full had each job wait on a task of
+    /// its own, and those tasks could enqueue out of order); what bounds it is the IRC server's
+    /// own flood control on what it sends.
     pub(crate) fn push(&self, shared: &Arc<Shared>, portal_id: &str, job: Job) {
         let sender = {
             let mut queues = self
@@ -95,27 +95,26 @@ impl Workers {
             queues
                 .entry(portal_id.to_owned())
                 .or_insert_with(|| {
-                    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+                    let (tx, rx) = mpsc::unbounded_channel();
                     tokio::spawn(worker(shared.clone(), portal_id.to_owned(), rx));
                     tx
                 })
                 .clone()
         };
-        if let Err(e) = sender.try_send((job, Instant::now())) {
-            // Full: keep the order by waiting, off the IRC reader.
-            let job = match e {
-                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
-                    job
-                }
-            };
-            tokio::spawn(async move {
-                let _ = sender.send(job).await;
-            });
+        if sender.send((job, Instant::now())).is_err() {
+            tracing::error!(
+                portal = portal_id,
+                "the portal's worker is gone; IRC event not bridged"
+            );
         }
     }
 }
 
-async fn worker(shared: Arc<Shared>, portal_id: String, mut rx: mpsc::Receiver<(Job, Instant)>) {
+async fn worker(
+    shared: Arc<Shared>,
+    portal_id: String,
+    mut rx: mpsc::UnboundedReceiver<(Job, Instant)>,
+) {
     while let Some((job, read_at)) = rx.recv().await {
         let live_message = matches!(job, Job::Message(_));
         let result = run(&shared, &portal_id, job).await;
