@@ -7,15 +7,19 @@
 //! - [`jobs`]: carries jobs out in Matrix (ghost messages, backfill, membership, topics, power levels).
 //! - [`puppets`]: a connection per Matrix user, their private messages and kicks.
 //! - [`to_irc`]: Matrix messages, edits and memberships sent to IRC.
+//! - [`redaction`]: deleted messages both ways (`draft/message-redaction`).
 //! - [`portals`]: static mappings, dynamic portals by alias, private chats.
+//! - [`commands`]: `nick`, `whois`, `join` and `irc` in the management room.
 
 pub mod caps;
 mod chathistory;
+mod commands;
 pub mod connection;
 mod jobs;
 pub mod line;
 mod portals;
 mod puppets;
+mod redaction;
 mod relay;
 mod to_irc;
 
@@ -24,8 +28,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use appservice_sdk::bridge::{
-    Bridge, MatrixEdit, MatrixMembership, MatrixMessage, Network, NetworkInfo,
+    Bridge, MatrixEdit, MatrixMembership, MatrixMessage, MatrixRedaction, Network, NetworkInfo,
 };
+use appservice_sdk::commands::{CommandContext, CommandHelp};
 use appservice_sdk::intent::RoomOptions;
 use appservice_sdk::store::PortalRecord;
 use appservice_sdk::{Error, Result};
@@ -87,6 +92,8 @@ pub(crate) struct NetState {
     puppet_nicks: HashMap<String, OwnedUserId>,
     /// Rooms told that IRC is unreachable, during this outage.
     told_unreachable: HashSet<OwnedRoomId>,
+    /// Rooms told that the server cannot delete messages (once per run).
+    told_no_redaction: HashSet<OwnedRoomId>,
     /// Channel prefix modes (`o`, `h`, `v`, ...) of IRC users: channel -> nick -> modes (both
     /// lowercased), so taking voice from an op leaves them an op.
     prefix_modes: HashMap<String, HashMap<String, String>>,
@@ -320,12 +327,35 @@ impl Network for IrcNetwork {
         self.inner.send_edit(portal, edit).await
     }
 
+    /// Deletes the message on IRC where the server offers `draft/message-redaction`.
+    async fn handle_matrix_redaction(
+        &self,
+        portal: &PortalRecord,
+        redaction: &MatrixRedaction,
+    ) -> Result<()> {
+        self.inner.send_redaction(portal, redaction).await
+    }
+
     async fn handle_matrix_membership(
         &self,
         portal: &PortalRecord,
         membership: &MatrixMembership,
     ) -> Result<()> {
         self.inner.on_membership(portal, membership).await
+    }
+
+    fn commands(&self) -> Vec<CommandHelp> {
+        commands::help()
+    }
+
+    /// `nick`, `whois`, `join` and `irc` (see [`commands`]).
+    async fn handle_command(
+        &self,
+        context: &CommandContext<'_>,
+        command: &str,
+        args: &[&str],
+    ) -> Result<Option<String>> {
+        self.inner.command(context, command, args).await
     }
 
     async fn portal_for_invite(

@@ -3,7 +3,7 @@
 //! with exponential backoff and jitter, and sends queued lines in order under flood control.
 //! Lines queued while the server is unreachable wait and go out, in order, once it is back.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use irc::client::Client;
 use irc::client::data::Config as ClientConfig;
 use irc::proto::Message;
 use rand::Rng;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 use super::caps::{Negotiation, Sasl};
@@ -62,15 +62,58 @@ pub trait IrcHandler: Send + Sync + 'static {
     async fn on_line(&self, conn: &Connection, line: Line);
     /// The connection was lost (or could not be made); a retry follows unless stopped.
     async fn on_disconnected(&self, conn: &Connection, reason: &str);
+    /// The server echoed (`echo-message`) a line sent with [`Connection::send_tracked`], with
+    /// the `msgid` it gave it.
+    async fn on_echo(&self, _conn: &Connection, _tag: &str, _target: &str, _msgid: &str) {}
+}
+
+/// Most tracked lines waiting for their echo; older ones are forgotten (they were refused).
+const MAX_TRACKED: usize = 1024;
+
+/// Lines sent with a tag, waiting for the server's echo, oldest first. The server echoes a
+/// connection's messages in the order it received them, so an echo belongs to the oldest
+/// waiting line with the same target and text; older ones without an echo were refused.
+#[derive(Debug, Default)]
+pub(crate) struct Echoes {
+    waiting: VecDeque<(String, String, String)>,
+}
+
+impl Echoes {
+    /// Remembers a sent `PRIVMSG`/`NOTICE` line's target and text under `tag`.
+    pub(crate) fn sent(&mut self, target: &str, text: &str, tag: &str) {
+        if self.waiting.len() >= MAX_TRACKED {
+            self.waiting.pop_front();
+        }
+        self.waiting.push_back((
+            irc_lower(target),
+            text.trim_end().to_owned(),
+            tag.to_owned(),
+        ));
+    }
+
+    /// The tag of the line an echo (`target`, `text`) answers, if one waits for it.
+    pub(crate) fn echoed(&mut self, target: &str, text: &str) -> Option<String> {
+        let (target, text) = (irc_lower(target), text.trim_end());
+        let at = self
+            .waiting
+            .iter()
+            .position(|(t, x, _)| *t == target && x == text)?;
+        let (_, _, tag) = self.waiting.drain(..=at).next_back()?;
+        Some(tag)
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
     nick: String,
+    /// The nick to ask for on (re)connecting: the spec's, until changed with `set_wanted_nick`.
+    wanted_nick: String,
     caps: BTreeSet<String>,
     /// Channels to be in (lowercased), rejoined after every reconnect.
     channels: BTreeSet<String>,
     connected: bool,
+    /// Registered at least once (a new connection that never did may be refused for good).
+    registered_once: bool,
 }
 
 struct Inner {
@@ -79,6 +122,10 @@ struct Inner {
     queue: mpsc::UnboundedSender<Message>,
     stop: watch::Sender<bool>,
     up: watch::Sender<bool>,
+    /// Every line received, for whoever waits for an answer (commands); cloned only while
+    /// someone listens.
+    lines: broadcast::Sender<Line>,
+    echoes: Mutex<Echoes>,
 }
 
 /// A handle to one connection; cheap to clone.
@@ -102,6 +149,7 @@ impl Connection {
         let (queue, queue_rx) = mpsc::unbounded_channel();
         let state = State {
             nick: spec.nick.clone(),
+            wanted_nick: spec.nick.clone(),
             ..State::default()
         };
         let conn = Self {
@@ -111,6 +159,8 @@ impl Connection {
                 queue,
                 stop: watch::channel(false).0,
                 up: watch::channel(false).0,
+                lines: broadcast::channel(256).0,
+                echoes: Mutex::new(Echoes::default()),
             }),
         };
         tokio::spawn(conn.clone().run(queue_rx, handler));
@@ -144,6 +194,16 @@ impl Connection {
         self.state().connected
     }
 
+    /// Whether `other` is a handle to this same connection.
+    pub fn is_same(&self, other: &Connection) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Whether it has registered at least once (it may be reconnecting now).
+    pub fn has_registered(&self) -> bool {
+        self.state().registered_once
+    }
+
     /// Waits until registered, at most `timeout`.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
         let mut up = self.inner.up.subscribe();
@@ -155,6 +215,16 @@ impl Connection {
     /// The spec.
     pub fn spec(&self) -> &ConnSpec {
         &self.inner.spec
+    }
+
+    /// The nick to ask for from the next connection on (a `NICK` for now is the caller's).
+    pub fn set_wanted_nick(&self, nick: &str) {
+        self.state().wanted_nick = nick.to_owned();
+    }
+
+    /// The channels it is in, or joins when connected (lowercased).
+    pub fn channels(&self) -> Vec<String> {
+        self.state().channels.iter().cloned().collect()
     }
 
     /// Whether `channel` is wanted.
@@ -187,6 +257,30 @@ impl Connection {
     /// Queues a line; lines go out in order under flood control, after registration.
     pub fn send(&self, message: Message) {
         let _ = self.inner.queue.send(message);
+    }
+
+    /// Queues a `PRIVMSG`/`NOTICE` line whose echo (with the server's `msgid`) is wanted:
+    /// [`IrcHandler::on_echo`] gets `tag` when it comes (only with `echo-message`).
+    pub fn send_tracked(&self, raw: &str, tag: &str) {
+        if let Some(line) = Line::parse(raw)
+            && matches!(line.command.as_str(), "PRIVMSG" | "NOTICE")
+        {
+            self.echoes().sent(line.param(0), line.param(1), tag);
+        }
+        self.send_raw(raw);
+    }
+
+    fn echoes(&self) -> MutexGuard<'_, Echoes> {
+        self.inner
+            .echoes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every line received from now on (until the receiver is dropped), for waiting for the
+    /// answer to a command.
+    pub fn lines(&self) -> broadcast::Receiver<Line> {
+        self.inner.lines.subscribe()
     }
 
     /// Queues a raw line (`PRIVMSG #a :hi`).
@@ -248,8 +342,9 @@ impl Connection {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), String> {
         let spec = &self.inner.spec;
+        let nick = self.state().wanted_nick.clone();
         let config = ClientConfig {
-            nickname: Some(spec.nick.clone()),
+            nickname: Some(nick.clone()),
             alt_nicks: spec.alt_nicks.clone(),
             username: Some(spec.username.clone()),
             realname: Some(spec.realname.clone()),
@@ -288,7 +383,7 @@ impl Connection {
         if let Some(password) = &spec.password {
             raw(&format!("PASS {password}"))?;
         }
-        raw(&format!("NICK {}", spec.nick))?;
+        raw(&format!("NICK {nick}"))?;
         raw(&format!("USER {} 0 * :{}", spec.username, spec.realname))?;
         let mut bucket = TokenBucket::new(spec.rate, spec.burst);
         let mut pending: Option<Message> = None;
@@ -331,6 +426,7 @@ impl Connection {
                                 state.nick = line.param(0).to_owned();
                                 state.caps = negotiation.enabled.clone();
                                 state.connected = true;
+                                state.registered_once = true;
                                 state.channels.iter().cloned().collect()
                             };
                             if let Some(error) = &negotiation.sasl_error {
@@ -353,7 +449,16 @@ impl Connection {
                             self.state().caps = negotiation.enabled.clone();
                         }
                         "ERROR" => return Err(format!("server error: {}", line.param(0))),
+                        "PRIVMSG" | "NOTICE" if line.nick.as_deref().is_some_and(|n| self.is_me(n)) => {
+                            let tag = self.echoes().echoed(line.param(0), line.param(1));
+                            if let (Some(tag), Some(msgid)) = (tag, line.msgid()) {
+                                handler.on_echo(self, &tag, line.param(0), msgid).await;
+                            }
+                        }
                         _ => {}
+                    }
+                    if self.inner.lines.receiver_count() > 0 {
+                        let _ = self.inner.lines.send(line.clone());
                     }
                     handler.on_line(self, line).await;
                 }
@@ -458,6 +563,41 @@ mod tests {
                 "{attempt}: {d:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_echo_finds_its_line_and_lines_without_an_echo_are_forgotten() {
+        let mut echoes = Echoes::default();
+        echoes.sent("#Chan", "one", "$a");
+        echoes.sent("#chan", "two", "$b");
+        echoes.sent("#chan", "two", "$c");
+        echoes.sent("bob", "two", "$d");
+        // "one" was refused (no echo): the echo of the first "two" takes it away too.
+        assert_eq!(echoes.echoed("#chan", "two").as_deref(), Some("$b"));
+        assert_eq!(echoes.echoed("#chan", "one"), None);
+        assert_eq!(echoes.echoed("#CHAN", "two ").as_deref(), Some("$c"));
+        assert_eq!(
+            echoes.echoed("#chan", "two"),
+            None,
+            "bob's is not the channel's"
+        );
+        assert_eq!(echoes.echoed("Bob", "two").as_deref(), Some("$d"));
+        assert!(echoes.waiting.is_empty());
+    }
+
+    #[test]
+    fn tracked_lines_are_bounded() {
+        let mut echoes = Echoes::default();
+        for i in 0..MAX_TRACKED + 10 {
+            echoes.sent("#c", &format!("line {i}"), "t");
+        }
+        assert_eq!(echoes.waiting.len(), MAX_TRACKED);
+        assert_eq!(
+            echoes.echoed("#c", "line 3"),
+            None,
+            "the oldest were forgotten"
+        );
+        assert!(echoes.echoed("#c", "line 20").is_some());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use appservice_sdk::backfill::{HistoryEvent, backfill};
 use appservice_sdk::bridge::{Bridge, RemoteEvent, RemoteEventKind, RemoteSender};
@@ -20,9 +20,6 @@ use super::{Net, Shared};
 use crate::convert::ids::PortalId;
 use crate::convert::irc_to_matrix::content;
 use crate::convert::nick::ghost_remote_id;
-
-/// Jobs waiting per portal before the IRC reader waits.
-const QUEUE_DEPTH: usize = 4096;
 
 /// Something IRC did in a portal.
 #[derive(Debug)]
@@ -65,6 +62,12 @@ pub(crate) enum Job {
     },
     /// A notice from the bridge bot (failures).
     Notice(String),
+    /// An IRC user deleted a line (`draft/message-redaction`).
+    Redact {
+        by: String,
+        msgid: String,
+        reason: Option<String>,
+    },
     /// A private message to a Matrix user's puppet.
     Private {
         user_id: OwnedUserId,
@@ -72,14 +75,17 @@ pub(crate) enum Job {
     },
 }
 
-/// Per-portal ordered workers.
+/// Per-portal ordered workers; each job goes with when the IRC line behind it was read.
 #[derive(Default)]
 pub(crate) struct Workers {
-    queues: Mutex<HashMap<String, mpsc::Sender<Job>>>,
+    queues: Mutex<HashMap<String, mpsc::UnboundedSender<(Job, Instant)>>>,
 }
 
 impl Workers {
-    /// Queues a job behind the portal's earlier jobs.
+    /// Queues a job behind the portal's earlier jobs. Unbounded, so the IRC reader never waits
+    /// and the order always holds (a bounded queue that was full had each job wait on a task of
+    /// its own, and those tasks could enqueue out of order); what bounds it is the IRC server's
+    /// own flood control on what it sends.
     pub(crate) fn push(&self, shared: &Arc<Shared>, portal_id: &str, job: Job) {
         let sender = {
             let mut queues = self
@@ -89,34 +95,45 @@ impl Workers {
             queues
                 .entry(portal_id.to_owned())
                 .or_insert_with(|| {
-                    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+                    let (tx, rx) = mpsc::unbounded_channel();
                     tokio::spawn(worker(shared.clone(), portal_id.to_owned(), rx));
                     tx
                 })
                 .clone()
         };
-        if let Err(e) = sender.try_send(job) {
-            // Full: keep the order by waiting, off the IRC reader.
-            let job = match e {
-                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
-                    job
-                }
-            };
-            tokio::spawn(async move {
-                let _ = sender.send(job).await;
-            });
+        if sender.send((job, Instant::now())).is_err() {
+            tracing::error!(
+                portal = portal_id,
+                "the portal's worker is gone; IRC event not bridged"
+            );
         }
     }
 }
 
-async fn worker(shared: Arc<Shared>, portal_id: String, mut rx: mpsc::Receiver<Job>) {
-    while let Some(job) = rx.recv().await {
+async fn worker(
+    shared: Arc<Shared>,
+    portal_id: String,
+    mut rx: mpsc::UnboundedReceiver<(Job, Instant)>,
+) {
+    while let Some((job, read_at)) = rx.recv().await {
+        let live_message = matches!(job, Job::Message(_));
         let result = run(&shared, &portal_id, job).await;
-        if let Err(e) = result {
-            if let Ok(bridge) = shared.bridge() {
-                bridge.metrics().error();
+        let Ok(bridge) = shared.bridge() else {
+            continue;
+        };
+        match result {
+            // From the IRC line read to the homeserver's answer to the send, in the SDK's
+            // latency histogram (`bridge_event_latency_seconds`) beside Matrix -> IRC handling.
+            Ok(()) if live_message => {
+                let took = read_at.elapsed();
+                bridge.metrics().observe_latency(took);
+                tracing::debug!(target: "irc_bridge::timing", portal = %portal_id, ms = took.as_secs_f64() * 1000.0, "IRC line bridged");
             }
-            tracing::warn!(portal = %portal_id, error = %e, "IRC event not bridged");
+            Ok(()) => {}
+            Err(e) => {
+                bridge.metrics().error();
+                tracing::warn!(portal = %portal_id, error = %e, "IRC event not bridged");
+            }
         }
     }
 }
@@ -189,8 +206,67 @@ async fn run(shared: &Arc<Shared>, portal_id: &str, job: Job) -> Result<()> {
                 .await?;
             Ok(())
         }
+        Job::Redact { by, msgid, reason } => {
+            redact(&bridge, &net, &portal, &by, &msgid, reason.as_deref()).await
+        }
         Job::Private { .. } => Ok(()),
     }
+}
+
+/// An IRC user deleted a line: an IRC user's line is redacted by the deleter's ghost (the
+/// bot where the ghost may not), a Matrix user's line by the bot.
+async fn redact(
+    bridge: &Bridge,
+    net: &Net,
+    portal: &PortalRecord,
+    by: &str,
+    msgid: &str,
+    reason: Option<&str>,
+) -> Result<()> {
+    let store = bridge.store();
+    let reason = match reason {
+        Some(reason) => format!("deleted on IRC by {by}: {reason}"),
+        None => format!("deleted on IRC by {by}"),
+    };
+    let options = || SendOptions {
+        ts: None,
+        txn_id: Some(appservice_sdk::intent::txn_id_for(
+            &portal.remote_id,
+            &format!("redact:{msgid}"),
+        )),
+    };
+    let bot = bridge.appservice().bot();
+    let room = &portal.room_id;
+    if let Some(message) = store
+        .message_by_remote_id(&portal.remote_id, &format!("msgid:{msgid}"))
+        .await?
+    {
+        let deleter = ghost(bridge, net, by).await?;
+        match deleter
+            .redact(room, &message.event_id, Some(reason.as_str()), options())
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.errcode() == Some("M_FORBIDDEN") => {
+                bot.redact(room, &message.event_id, Some(reason.as_str()), options())
+                    .await?;
+            }
+            Err(e) => return Err(e),
+        }
+        store.delete_message(message.event_id.as_str()).await?;
+        return Ok(());
+    }
+    let Some(event_id) = super::redaction::event_of_msgid(store, &net.name, msgid).await? else {
+        tracing::debug!(portal = %portal.remote_id, msgid, "REDACT of a line the bridge does not know");
+        return Ok(());
+    };
+    let event_id = ruma::EventId::parse(&event_id)
+        .map_err(|e| Error::Protocol(format!("stored event id {event_id}: {e}")))?;
+    bot.redact(room, &event_id, Some(reason.as_str()), options())
+        .await?;
+    super::redaction::forget(store, &net.name, event_id.as_str()).await?;
+    store.delete_message(event_id.as_str()).await?;
+    Ok(())
 }
 
 /// The portal of a job. A portal being created (its alias was just looked up) may not be stored

@@ -28,8 +28,13 @@ pub(crate) struct Puppet {
     last_active: Instant,
 }
 
-fn nicks_namespace(net: &Net) -> String {
+pub(super) fn nicks_namespace(net: &Net) -> String {
     format!("irc:{}:nicks", net.name)
+}
+
+/// Nicks Matrix users chose with the `nick` command: used instead of the template's.
+pub(super) fn chosen_nicks_namespace(net: &Net) -> String {
+    format!("irc:{}:chosen-nicks", net.name)
 }
 
 /// Loads the nicks our puppets had, so their lines in a history replay are known as ours.
@@ -45,9 +50,26 @@ pub(super) async fn load_nicks(bridge: &Bridge, net: &Net) -> Result<()> {
 }
 
 impl Shared {
-    /// The user's connection, made if needed; `None` when puppeting is off, the user may not
-    /// have one, the limit is reached or it cannot register: then the relay bot speaks for them.
+    /// The user's connection, made if needed and registered; `None` when puppeting is off, the
+    /// user may not have one, the limit is reached or it cannot register: then the relay bot
+    /// speaks for them.
     pub(super) async fn puppet(
+        self: &Arc<Self>,
+        net: &Arc<Net>,
+        user_id: &UserId,
+    ) -> Option<Connection> {
+        let conn = self.puppet_connection(net, user_id).await?;
+        if conn.has_registered() || conn.wait_connected(REGISTER_TIMEOUT).await {
+            return Some(conn);
+        }
+        None
+    }
+
+    /// The user's connection, started if needed but not waited for: Matrix joins start
+    /// connections this way, so that many users joining a room connect at the same time
+    /// instead of one after the other in the room's queue. A new connection that does not
+    /// register within [`REGISTER_TIMEOUT`] is dropped (and its user relayed).
+    pub(super) async fn puppet_connection(
         self: &Arc<Self>,
         net: &Arc<Net>,
         user_id: &UserId,
@@ -67,21 +89,9 @@ impl Shared {
             return None;
         }
         let displayname = self.displayname(user_id).await;
-        let stored = bridge
-            .store()
-            .kv_get(&nicks_namespace(net), user_id.as_str())
-            .await
-            .ok()
-            .flatten();
-        let wanted = puppet_nick(
-            &net.config.nick_template,
-            &displayname,
-            user_id.localpart(),
-            net.config.max_nick_len,
-        );
-        let nick = stored
-            .filter(|s| irc_lower(s).starts_with(&irc_lower(wanted.trim_end_matches("[m]"))))
-            .unwrap_or(wanted);
+        let nick = self
+            .puppet_nick_for(&bridge, net, user_id, &displayname)
+            .await;
         let conn = {
             let mut state = net.state();
             if let Some(puppet) = state.puppets.get(user_id) {
@@ -107,13 +117,56 @@ impl Shared {
             );
             conn
         };
-        if !conn.wait_connected(REGISTER_TIMEOUT).await {
+        let (net, user_id, watched) = (net.clone(), user_id.to_owned(), conn.clone());
+        tokio::spawn(async move {
+            if watched.wait_connected(REGISTER_TIMEOUT).await {
+                return;
+            }
             tracing::warn!(network = %net.name, user = %user_id, "puppet did not register; using the relay bot");
-            net.state().puppets.remove(user_id);
-            conn.stop("could not register");
-            return None;
-        }
+            let mut state = net.state();
+            if state
+                .puppets
+                .get(&user_id)
+                .is_some_and(|p| p.conn.is_same(&watched))
+            {
+                state.puppets.remove(&user_id);
+                drop(state);
+                watched.stop("could not register");
+            }
+        });
         Some(conn)
+    }
+
+    /// The nick a new puppet asks for: one the user chose with `nick`, else the one it had
+    /// (kept in the store) while it still fits their displayname, else the template's.
+    async fn puppet_nick_for(
+        &self,
+        bridge: &Bridge,
+        net: &Net,
+        user_id: &UserId,
+        displayname: &str,
+    ) -> String {
+        let store = bridge.store();
+        if let Ok(Some(chosen)) = store
+            .kv_get(&chosen_nicks_namespace(net), user_id.as_str())
+            .await
+        {
+            return chosen;
+        }
+        let stored = store
+            .kv_get(&nicks_namespace(net), user_id.as_str())
+            .await
+            .ok()
+            .flatten();
+        let wanted = puppet_nick(
+            &net.config.nick_template,
+            displayname,
+            user_id.localpart(),
+            net.config.max_nick_len,
+        );
+        stored
+            .filter(|s| irc_lower(s).starts_with(&irc_lower(wanted.trim_end_matches("[m]"))))
+            .unwrap_or(wanted)
     }
 
     /// Disconnects puppets idle for longer than the network's `puppet_idle_timeout`.
@@ -211,6 +264,37 @@ impl IrcHandler for PuppetHandler {
                     .workers
                     .push(&self.shared, &portal, Job::Notice(text));
             }
+            "REDACT" => {
+                let Some(redact) = super::redaction::Redact::from_line(&line) else {
+                    return;
+                };
+                if is_channel(&redact.target) || self.net.is_own_nick(&redact.by) {
+                    return;
+                }
+                let portal = PortalId::private(&self.net.name, &redact.by, self.user_id.as_str());
+                let job = Job::Redact {
+                    by: redact.by,
+                    msgid: redact.msgid,
+                    reason: redact.reason,
+                };
+                self.shared.workers.push(&self.shared, &portal, job);
+            }
+            "FAIL" => {
+                let Some((target, why)) = super::redaction::refusal(&line) else {
+                    return;
+                };
+                let portal = if is_channel(&target) {
+                    PortalId::channel(&self.net.name, &target)
+                } else if target.is_empty() {
+                    return;
+                } else {
+                    PortalId::private(&self.net.name, &target, self.user_id.as_str())
+                };
+                let text = format!("IRC refused to delete {}'s message: {why}", self.user_id);
+                self.shared
+                    .workers
+                    .push(&self.shared, &portal, Job::Notice(text));
+            }
             // ERR_NOSUCHNICK: a private message could not be delivered.
             "401" => {
                 let nick = line.param(1);
@@ -225,4 +309,9 @@ impl IrcHandler for PuppetHandler {
     }
 
     async fn on_disconnected(&self, _conn: &Connection, _reason: &str) {}
+
+    async fn on_echo(&self, _conn: &Connection, tag: &str, target: &str, msgid: &str) {
+        let via = self.user_id.as_str();
+        super::relay::remember_echo(&self.shared, &self.net, tag, via, target, msgid).await;
+    }
 }

@@ -11,6 +11,7 @@ use super::chathistory;
 use super::connection::{Connection, IrcHandler};
 use super::jobs::Job;
 use super::line::Line;
+use super::redaction::{self, Redact};
 use super::{Net, Shared};
 use crate::convert::ids::{PortalId, is_channel};
 use crate::convert::irc_to_matrix::{Kind, strip_action};
@@ -486,6 +487,25 @@ impl RelayHandler {
     }
 }
 
+/// Keeps the msgid IRC gave a line of a Matrix message (for deleting it later).
+pub(crate) async fn remember_echo(
+    shared: &Shared,
+    net: &Net,
+    event_id: &str,
+    via: &str,
+    target: &str,
+    msgid: &str,
+) {
+    let Ok(bridge) = shared.bridge() else {
+        return;
+    };
+    if let Err(e) =
+        redaction::remember(bridge.store(), &net.name, event_id, via, target, msgid).await
+    {
+        tracing::warn!(event_id, msgid, error = %e, "msgid of a sent line not stored");
+    }
+}
+
 /// The channel modes behind a NAMES entry's prefixes (`@+bob` -> `ov`).
 pub(crate) fn modes_of_prefixes(entry: &str) -> String {
     entry
@@ -555,6 +575,34 @@ impl IrcHandler for RelayHandler {
             ),
             "353" => self.on_names(&line),
             "MODE" => self.on_mode(&line),
+            "REDACT" => {
+                if let Some(redact) = Redact::from_line(&line)
+                    && is_channel(&redact.target)
+                    && !self.net.is_own_nick(&redact.by)
+                {
+                    let channel = redact.target.clone();
+                    self.channel_job(
+                        &channel,
+                        Job::Redact {
+                            by: redact.by,
+                            msgid: redact.msgid,
+                            reason: redact.reason,
+                        },
+                    );
+                }
+            }
+            "FAIL" => {
+                if let Some((target, why)) = redaction::refusal(&line)
+                    && is_channel(&target)
+                {
+                    self.channel_job(
+                        &target,
+                        Job::Notice(format!(
+                            "IRC refused to delete a message in {target}: {why}"
+                        )),
+                    );
+                }
+            }
             // ERR_CANNOTSENDTOCHAN, ERR_NOTONCHANNEL, channel join refusals
             "404" | "471" | "473" | "474" | "475" | "477" => {
                 let channel = line.param(1);
@@ -566,6 +614,18 @@ impl IrcHandler for RelayHandler {
             }
             _ => {}
         }
+    }
+
+    async fn on_echo(&self, _conn: &Connection, tag: &str, target: &str, msgid: &str) {
+        remember_echo(
+            &self.shared,
+            &self.net,
+            tag,
+            redaction::VIA_RELAY,
+            target,
+            msgid,
+        )
+        .await;
     }
 
     async fn on_disconnected(&self, _conn: &Connection, reason: &str) {

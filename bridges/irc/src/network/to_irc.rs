@@ -21,6 +21,8 @@ use crate::convert::split::{split_lines, text_budget};
 /// One message on its way to IRC.
 struct Outgoing<'a> {
     sender: &'a UserId,
+    /// The Matrix message, whose IRC msgids are kept for deleting it later.
+    event_id: Option<&'a str>,
     text: String,
     action: bool,
     notice: bool,
@@ -48,12 +50,20 @@ impl Shared {
         }
         let out = Outgoing {
             sender: &message.sender,
+            event_id: Some(message.event_id.as_str()),
             text: body,
             action: text.action,
             notice: text.notice,
         };
         self.deliver(portal, &id, &net, out, message.relayed)
             .await?;
+        // How long after the homeserver made the event its lines were queued for IRC (the
+        // homeserver's delivery plus the bridge's handling so far; same clock, ms).
+        tracing::debug!(
+            target: "irc_bridge::timing",
+            ms = super::relay::now_ms().saturating_sub(message.ts),
+            "Matrix message queued for IRC"
+        );
         Ok(Some(format!("mx:{}", message.event_id)))
     }
 
@@ -72,6 +82,7 @@ impl Shared {
         );
         let out = Outgoing {
             sender: &edit.sender,
+            event_id: None,
             text: correction(&text.text),
             action: false,
             notice: text.notice,
@@ -89,8 +100,9 @@ impl Shared {
         };
         let net = net.clone();
         match change.membership.as_str() {
+            // Not waiting for the connection to register: the channel is joined once it has.
             "join" => {
-                if let Some(conn) = self.puppet(&net, &change.user_id).await {
+                if let Some(conn) = self.puppet_connection(&net, &change.user_id).await {
                     conn.join(&channel);
                 }
             }
@@ -178,13 +190,19 @@ impl Shared {
             self.tell_unreachable(net, &portal.room_id).await;
         }
         let command = if out.notice { "NOTICE" } else { "PRIVMSG" };
+        // Only where the server can delete messages: their msgids are kept for that.
+        let track = out.event_id.filter(|_| super::redaction::offered(&conn));
         for line in lines {
             let payload = if out.action && !via_relay {
                 format!("\u{1}ACTION {line}\u{1}")
             } else {
                 wrap(&line)
             };
-            conn.send_raw(&format!("{command} {target} :{payload}"));
+            let raw = format!("{command} {target} :{payload}");
+            match track {
+                Some(event_id) => conn.send_tracked(&raw, event_id),
+                None => conn.send_raw(&raw),
+            }
         }
         Ok(())
     }
