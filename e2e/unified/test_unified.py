@@ -25,6 +25,7 @@ import urllib.request
 import zlib
 
 import pytest
+import yaml
 from nio import AsyncClient
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -454,6 +455,68 @@ def test_unified_chat():
             keep = os.environ.get("E2E_KEEP_LOGS")
             if keep:
                 subprocess.run(["cp", "-r", workdir, keep], check=False)
+
+
+def test_power_is_given_when_the_irc_bot_is_invited_into_an_older_portal():
+    """A portal the Telegram bot made before `bridge.portal_power_levels` named the IRC bot: the IRC bot
+    has no power there until it is invited, when the Telegram bridge gives it its level; from then on
+    IRC voice is mirrored."""
+    with tempfile.TemporaryDirectory(prefix="unified-e2e-") as workdir:
+        stack = Stack(workdir)
+        bob = carol = None
+        try:
+            stack.start()
+            bob = IrcClient(stack.ircd.port, "bob")
+            bob.send(f"JOIN {CHANNEL}")
+            bob.wait(lambda m: m["command"] == "366" and m["params"][1].lower() == CHANNEL, "Bob's join")
+            carol = IrcClient(stack.ircd.port, "carol")
+            carol.send(f"JOIN {CHANNEL}")
+            carol.wait(lambda m: m["command"] == "366", "Carol's join")
+            asyncio.run(older_portal(stack, bob))
+        finally:
+            for client in (bob, carol):
+                if client:
+                    client.close()
+            stack.stop()
+
+
+def set_telegram_power_levels(stack, levels):
+    """Restarts telegram-bridge with `bridge.portal_power_levels` set to `levels` (None: removed)."""
+    path = os.path.join(stack.dir, "telegram.yaml")
+    with open(path) as f:
+        config = yaml.safe_load(f)
+    if levels is None:
+        config["bridge"].pop("portal_power_levels", None)
+    else:
+        config["bridge"]["portal_power_levels"] = levels
+    stack.telegram.stop()
+    stack.dump("telegram.yaml", config)
+    stack.telegram.start()
+
+
+async def older_portal(stack, bob):
+    domain = stack.server_name
+    ircbot, carol_ghost = f"@ircbot:{domain}", f"@irc_{stack.net}_carol:{domain}"
+    users = lambda c: c.get("users", {})  # noqa: E731
+    stack.homeserver.register_user("alice", "alice-password")
+    alice = AsyncClient(stack.homeserver.base_url, f"@alice:{domain}")
+    try:
+        await alice.login("alice-password")
+        sync = Sync(alice)
+        await sync.sync()
+        set_telegram_power_levels(stack, None)
+        portal = await link_telegram(stack, alice, sync, CHAT, ANN)
+        levels = await wait_state(alice, portal, "m.room.power_levels", lambda c: True, "the power levels")
+        assert ircbot not in users(levels), levels
+        set_telegram_power_levels(stack, {ircbot: 100})
+        await link_irc_channel(stack, alice, portal, bob)
+        await wait_state(alice, portal, "m.room.power_levels", lambda c: users(c).get(ircbot) == 100,
+                         "the IRC bot's power, given on its invite")
+        bob.send(f"MODE {CHANNEL} +v carol")
+        await wait_state(alice, portal, "m.room.power_levels", lambda c: users(c).get(carol_ghost) == 10,
+                         "Carol's voice as power level 10")
+    finally:
+        await alice.close()
 
 
 if __name__ == "__main__":
