@@ -27,6 +27,7 @@
 //! ```
 
 mod matrix;
+mod power;
 mod remote;
 
 use std::collections::{BTreeSet, HashMap};

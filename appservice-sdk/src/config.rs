@@ -21,6 +21,8 @@
 //!   relay:
 //!     enabled: true
 //!     message_format: "{sender}: {body}"
+//!   portal_power_levels:             # given in portal rooms (the bot has 100)
+//!     "@ircbot:example.org": 100
 //! echo: {}                           # the network's own section
 //! ```
 
@@ -105,6 +107,12 @@ pub struct BridgeSection {
     /// Prefix of management commands in portal rooms. Default `!bridge`.
     #[serde(default = "default_command_prefix")]
     pub command_prefix: String,
+    /// Power levels the bot gives in the portal rooms of this bridge, by user id: when it creates
+    /// one, and when one of these users is invited to or joins one (where the bot has the power
+    /// to). For another bridge's bot sharing the rooms, e.g. `"@ircbot:example.org": 100` so that
+    /// IRC ops and voice can be mirrored in rooms the Telegram bridge made. Default: none.
+    #[serde(default)]
+    pub portal_power_levels: BTreeMap<String, i64>,
 }
 
 /// `bridge.relay:` section.

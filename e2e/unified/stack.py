@@ -127,7 +127,9 @@ class Process:
 
 class HomeserverProcess(Process, Homeserver):
     def __init__(self, stack, port):
-        Process.__init__(self, stack, "homeserver", [binary("homeserver"), "-c", "homeserver.yaml"], port)
+        # As examples/unified/systemd/causeway-homeserver.service and run.sh start it.
+        Process.__init__(self, stack, "homeserver", [binary("homeserver"), "-c", "homeserver.yaml"], port,
+                         {"MALLOC_ARENA_MAX": "2"})
         self.base_url = f"http://127.0.0.1:{port}"
 
     def wait_up(self):

@@ -11,13 +11,21 @@ nothing doubled.
 """
 
 import asyncio
+import io
+import json
 import os
+import random
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
+import zlib
 
 import pytest
+import yaml
 from nio import AsyncClient
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -106,6 +114,7 @@ async def scenario(stack, bob):
         portal = await link_telegram(stack, alice, sync, CHAT, ANN)
         await link_irc_channel(stack, alice, portal, bob)
         sides = Sides(stack, sync, portal, bob)
+        await power_in_the_telegram_portal(stack, alice, portal, bob)
 
         # Telegram -> Matrix -> IRC: the relay bot says it with the Telegram user's displayname.
         hello_tg = ann_says(stack, "hello from telegram")
@@ -163,6 +172,8 @@ async def scenario(stack, bob):
         wait(lambda: [t for t in sides.irc_relayed() if t.startswith("<Ann Lee> ") and t.endswith("good morning")
                       and "gud" not in t], "Ann's correction on IRC")
 
+        await media_on_every_side(stack, alice, sides, bob_name)
+
         # Restart each process in turn (SIGKILL) while the others keep talking.
         expected = {"tg": ["hello from telegram", "answer to bob", "gud morning"],
                     "irc": ["hello from irc"],
@@ -195,6 +206,166 @@ async def scenario(stack, bob):
               f"{len(sides.irc_relayed())} relay lines, Matrix {len(sides.matrix())} messages")
     finally:
         await alice.close()
+
+
+async def wait_state(client, room, event_type, predicate, what):
+    """Polls a state event until `predicate(content)` holds; returns the content."""
+    deadline = time.time() + TIMEOUT
+    content = None
+    while time.time() < deadline:
+        resp = await client.room_get_state_event(room, event_type)
+        content = getattr(resp, "content", None)
+        if content is not None and predicate(content):
+            return content
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}; last {event_type}: {content}")
+
+
+async def power_in_the_telegram_portal(stack, alice, portal, bob):
+    """The portal was made by the Telegram bot, whose config (examples/unified/telegram.yaml,
+    bridge.portal_power_levels) gives the IRC bot power in its portals: so IRC ops and voice are
+    mirrored there. Bob was first in the channel, so its op (seen in NAMES when the relay bot
+    joined); he voices Carol, then takes it back."""
+    domain = stack.server_name
+    users = lambda c: c.get("users", {})  # noqa: E731
+    ircbot, telegrambot = f"@ircbot:{domain}", f"@telegrambot:{domain}"
+    bob_ghost, carol_ghost = f"@irc_{stack.net}_bob:{domain}", f"@irc_{stack.net}_carol:{domain}"
+    levels = await wait_state(alice, portal, "m.room.power_levels", lambda c: users(c).get(ircbot) == 100,
+                              "the IRC bot's power in the Telegram portal")
+    assert users(levels).get(telegrambot) == 100, levels
+    await wait_state(alice, portal, "m.room.power_levels", lambda c: users(c).get(bob_ghost) == 50,
+                     "Bob's op as power level 50")
+    carol = IrcClient(stack.ircd.port, "carol")
+    try:
+        carol.send(f"JOIN {CHANNEL}")
+        carol.wait(lambda m: m["command"] == "366", "Carol's join")
+        bob.send(f"MODE {CHANNEL} +v carol")
+        await wait_state(alice, portal, "m.room.power_levels", lambda c: users(c).get(carol_ghost) == 10,
+                         "Carol's voice as power level 10")
+        bob.send(f"MODE {CHANNEL} -v carol")
+        await wait_state(alice, portal, "m.room.power_levels", lambda c: carol_ghost not in users(c),
+                         "Carol's voice taken back")
+    finally:
+        carol.close()
+    # The IRC bridge was refused nothing in the portal (before this fix: 403 on every op/voice change).
+    refused = [line for name in os.listdir(os.path.join(stack.dir, "logs")) if name.startswith("irc-bridge")
+               for line in open(os.path.join(stack.dir, "logs", name)) if "IRC event not bridged" in line]
+    assert not refused, refused
+
+
+def png(width, height, seed):
+    """A small valid PNG (RGB noise, so a few KiB), different for each seed."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    noise = random.Random(seed)
+    rows = b"".join(b"\x00" + noise.randbytes(width * 3) for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def kib(data):
+    """A size as the IRC bridge writes it (between 1 KiB and 1 MiB)."""
+    assert 1024 <= len(data) < 1 << 20, len(data)
+    return f"{len(data) / 1024:.1f} KiB"
+
+
+def download(url):
+    """What an IRC user gets from a link the relay bot posted: no Matrix account, no token."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.read()
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"GET {url}: {e.code} {e.read()!r}") from e
+
+
+def telegram_file(stack, data, kind, file_name, mime):
+    """A file in fake-bot-api's store, as a Telegram client would have uploaded it."""
+    req = urllib.request.Request(f"{stack.fake.url}/_fake/files?kind={kind}&file_name={file_name}"
+                                 f"&mime_type={mime}", data=data, method="POST", headers={"Content-Type": mime})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+async def media_on_every_side(stack, alice, sides, bob_name):
+    """Media, degraded for each side: Telegram photos and files are Matrix media and, on IRC, a line with
+    the name, size and a link anyone can download; Matrix media are Telegram photos/documents and the same
+    IRC line; IRC has only text, so a link from IRC is a link in Telegram and Matrix. Nothing comes back
+    to the side it came from."""
+    domain = stack.server_name
+    tg_ghost = f"@telegram_{ANN['id']}:{domain}"
+    link = lambda text: text.rsplit(" ", 1)[-1]  # noqa: E731
+
+    # Telegram photo with a caption -> Matrix m.image (the bytes copied) -> IRC: caption, name, size, link.
+    photo_bytes = png(40, 30, 3)
+    photo = telegram_file(stack, photo_bytes, "photos", "photo.jpg", "image/jpeg")
+    size = {"file_id": photo["file_id"], "file_unique_id": photo["file_unique_id"], "width": 40, "height": 30,
+            "file_size": len(photo_bytes)}
+    photo_id = stack.fake.update({"message": {"chat": CHAT, "from": ANN, "photo": [size], "caption": "our cat"}})[
+        "message_id"]
+    image = await sides.matrix_wait(lambda e: e["content"].get("msgtype") == "m.image" and e["sender"] == tg_ghost,
+                                    "Ann's photo in Matrix")
+    assert image["content"]["body"] == "our cat", image
+    assert image["content"]["info"]["w"] == 40 and image["content"]["info"]["h"] == 30, image
+    on_irc = wait(lambda: [t for t in sides.irc_relayed() if t.startswith("<Ann Lee> our cat — photo.jpg (")],
+                  "Ann's photo on IRC")
+    assert len(on_irc) == 1, on_irc
+    assert f"photo.jpg ({kib(photo_bytes)}) http" in on_irc[0], on_irc
+    assert download(link(on_irc[0])) == photo_bytes, "the IRC link serves the photo Ann sent"
+
+    # Telegram document -> Matrix m.file -> IRC link.
+    pdf = b"%PDF-1.4\n" + os.urandom(3000) + b"\n%%EOF\n"
+    document = telegram_file(stack, pdf, "documents", "minutes.pdf", "application/pdf")
+    stack.fake.update({"message": {"chat": CHAT, "from": ANN, "document": {
+        "file_id": document["file_id"], "file_unique_id": document["file_unique_id"], "file_name": "minutes.pdf",
+        "mime_type": "application/pdf", "file_size": len(pdf)}}})
+    file_event = await sides.matrix_wait(lambda e: e["content"].get("msgtype") == "m.file"
+                                         and e["sender"] == tg_ghost, "Ann's file in Matrix")
+    assert file_event["content"]["body"] == "minutes.pdf", file_event
+    assert file_event["content"]["info"]["mimetype"] == "application/pdf", file_event
+    on_irc = wait(lambda: [t for t in sides.irc_relayed() if t.startswith(f"<Ann Lee> minutes.pdf ({kib(pdf)}) ")],
+                  "Ann's file on IRC")
+    assert download(link(on_irc[0])) == pdf
+
+    # Matrix image and file -> a Telegram photo and document captioned with the sender; IRC links.
+    cat = png(64, 48, 7)
+    resp, _ = await alice.upload(io.BytesIO(cat), content_type="image/png", filename="cat.png", filesize=len(cat))
+    await send(alice, sides.portal, {"msgtype": "m.image", "body": "cat.png", "url": resp.content_uri,
+                                     "info": {"mimetype": "image/png", "size": len(cat), "w": 64, "h": 48}})
+    sent_photo = wait(lambda: [m for m in sides.fake().sent(CHAT["id"]) if "photo" in m], "Alice's image in Telegram")
+    assert len(sent_photo) == 1 and sent_photo[0]["caption"] == "alice: cat.png", sent_photo
+    on_irc = wait(lambda: [t for t in sides.irc_relayed() if t.startswith("<alice> cat.png (")], "Alice's image on IRC")
+    assert download(link(on_irc[0])) == cat
+    notes = b"line one\nline two\n"
+    resp, _ = await alice.upload(io.BytesIO(notes), content_type="text/plain", filename="notes.txt",
+                                 filesize=len(notes))
+    await send(alice, sides.portal, {"msgtype": "m.file", "body": "the notes", "filename": "notes.txt",
+                                     "url": resp.content_uri, "info": {"mimetype": "text/plain", "size": len(notes)}})
+    sent_doc = wait(lambda: [m for m in sides.fake().sent(CHAT["id"]) if "document" in m], "Alice's file in Telegram")
+    assert len(sent_doc) == 1, sent_doc
+    assert sent_doc[0]["document"]["file_name"] == "notes.txt" and sent_doc[0]["caption"] == "alice: the notes"
+    on_irc = wait(lambda: [t for t in sides.irc_relayed() if t.startswith("<alice> the notes — notes.txt (")],
+                  "Alice's file on IRC")
+    assert download(link(on_irc[0])) == notes
+
+    # IRC has no media: a link is text, and stays a link.
+    url = "https://example.org/pictures/sunset.jpg"
+    sides.bob.say(CHANNEL, f"look: {url}")
+    await sides.matrix_wait(lambda e: body(e) == f"look: {url}", "Bob's link in Matrix")
+    wait(lambda: f"{bob_name}: look: {url}" in sides.telegram_texts(), "Bob's link in Telegram")
+
+    # Nothing went back where it came from: the bot posted no photo or file of Ann's, the relay bot no line
+    # of Bob's, and each side got each medium once.
+    await sides.sync.settle(2)
+    posted = sides.fake().sent(CHAT["id"])
+    assert len([m for m in posted if "photo" in m]) == 1 and len([m for m in posted if "document" in m]) == 1, posted
+    assert not [m for m in posted if m.get("reply_to_message", {}).get("message_id") == photo_id], posted
+    assert not [t for t in sides.irc_relayed() if url in t], "Bob's link came back to IRC"
+    images = [e for e in sides.matrix() if e["content"].get("msgtype") in ("m.image", "m.file")]
+    assert len(images) == 4, [(e["sender"], body(e)) for e in images]
+    relayed = [t for t in sides.irc_relayed() if "/_matrix/media/" in t]
+    assert len(relayed) == 4, relayed
+    print("media on IRC:", *relayed, "media in Telegram:", *[{k: m[k] for k in ("caption", "photo", "document")
+                                                               if k in m} for m in posted if "caption" in m], sep="\n  ")
 
 
 def missing(sides, expected, bob_name, matrix_bodies):
@@ -284,6 +455,68 @@ def test_unified_chat():
             keep = os.environ.get("E2E_KEEP_LOGS")
             if keep:
                 subprocess.run(["cp", "-r", workdir, keep], check=False)
+
+
+def test_power_is_given_when_the_irc_bot_is_invited_into_an_older_portal():
+    """A portal the Telegram bot made before `bridge.portal_power_levels` named the IRC bot: the IRC bot
+    has no power there until it is invited, when the Telegram bridge gives it its level; from then on
+    IRC voice is mirrored."""
+    with tempfile.TemporaryDirectory(prefix="unified-e2e-") as workdir:
+        stack = Stack(workdir)
+        bob = carol = None
+        try:
+            stack.start()
+            bob = IrcClient(stack.ircd.port, "bob")
+            bob.send(f"JOIN {CHANNEL}")
+            bob.wait(lambda m: m["command"] == "366" and m["params"][1].lower() == CHANNEL, "Bob's join")
+            carol = IrcClient(stack.ircd.port, "carol")
+            carol.send(f"JOIN {CHANNEL}")
+            carol.wait(lambda m: m["command"] == "366", "Carol's join")
+            asyncio.run(older_portal(stack, bob))
+        finally:
+            for client in (bob, carol):
+                if client:
+                    client.close()
+            stack.stop()
+
+
+def set_telegram_power_levels(stack, levels):
+    """Restarts telegram-bridge with `bridge.portal_power_levels` set to `levels` (None: removed)."""
+    path = os.path.join(stack.dir, "telegram.yaml")
+    with open(path) as f:
+        config = yaml.safe_load(f)
+    if levels is None:
+        config["bridge"].pop("portal_power_levels", None)
+    else:
+        config["bridge"]["portal_power_levels"] = levels
+    stack.telegram.stop()
+    stack.dump("telegram.yaml", config)
+    stack.telegram.start()
+
+
+async def older_portal(stack, bob):
+    domain = stack.server_name
+    ircbot, carol_ghost = f"@ircbot:{domain}", f"@irc_{stack.net}_carol:{domain}"
+    users = lambda c: c.get("users", {})  # noqa: E731
+    stack.homeserver.register_user("alice", "alice-password")
+    alice = AsyncClient(stack.homeserver.base_url, f"@alice:{domain}")
+    try:
+        await alice.login("alice-password")
+        sync = Sync(alice)
+        await sync.sync()
+        set_telegram_power_levels(stack, None)
+        portal = await link_telegram(stack, alice, sync, CHAT, ANN)
+        levels = await wait_state(alice, portal, "m.room.power_levels", lambda c: True, "the power levels")
+        assert ircbot not in users(levels), levels
+        set_telegram_power_levels(stack, {ircbot: 100})
+        await link_irc_channel(stack, alice, portal, bob)
+        await wait_state(alice, portal, "m.room.power_levels", lambda c: users(c).get(ircbot) == 100,
+                         "the IRC bot's power, given on its invite")
+        bob.send(f"MODE {CHANNEL} +v carol")
+        await wait_state(alice, portal, "m.room.power_levels", lambda c: users(c).get(carol_ghost) == 10,
+                         "Carol's voice as power level 10")
+    finally:
+        await alice.close()
 
 
 if __name__ == "__main__":

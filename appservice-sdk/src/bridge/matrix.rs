@@ -126,6 +126,15 @@ impl Bridge {
         else {
             return Ok(());
         };
+        if matches!(membership.as_str(), "invite" | "join")
+            && self
+                .inner
+                .section
+                .portal_power_levels
+                .contains_key(target.as_str())
+        {
+            self.give_portal_power(&portal.room_id, Some(&target)).await;
+        }
         let change = MatrixMembership {
             event_id: event.event_id.clone(),
             user_id: target,

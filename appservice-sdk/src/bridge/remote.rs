@@ -315,6 +315,7 @@ impl Bridge {
             relay_enabled: false,
         };
         self.inner.store.upsert_portal(&portal).await?;
+        self.give_portal_power(&portal.room_id, None).await;
         self.send_bridge_info(&portal).await;
         Ok(portal)
     }

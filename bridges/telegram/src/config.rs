@@ -238,6 +238,8 @@ bridge:
   permissions:                        # relay < user (may link chats) < admin
     "*": relay
     localhost: user
+  # portal_power_levels:              # power the bot gives in the portal rooms it makes, e.g. to
+  #   "@ircbot:localhost": 100        # the IRC bridge's bot, to mirror IRC ops in shared rooms
 telegram:
   bot_token: "123456:CHANGE-ME"       # from @BotFather
   api_url: https://api.telegram.org   # or http://127.0.0.1:8081 for fake-bot-api

@@ -43,17 +43,12 @@ async fn members_title_and_photo_follow_the_chat(backend: &str) {
     })
     .await;
     assert_eq!(name.body, json!({"name": "Renamed"}));
-    assert_eq!(
-        h.bridge
-            .store()
-            .portal_by_room_id(&room)
-            .await
-            .unwrap()
-            .unwrap()
-            .name
-            .as_deref(),
-        Some("Renamed")
-    );
+    // The bridge stores the new name after the homeserver took the state event: wait for it too.
+    wait_for("the portal's new name in the store", || async {
+        let portal = h.bridge.store().portal_by_room_id(&room).await.unwrap()?;
+        (portal.name.as_deref() == Some("Renamed")).then_some(())
+    })
+    .await;
     let file = h
         .fake
         .post_raw_file(b"GIF89a\x01\x00\x01\x00", "photos", "chat.gif")
