@@ -127,9 +127,7 @@ class Process:
 
 class HomeserverProcess(Process, Homeserver):
     def __init__(self, stack, port):
-        # As examples/unified/systemd/causeway-homeserver.service and run.sh start it.
-        Process.__init__(self, stack, "homeserver", [binary("homeserver"), "-c", "homeserver.yaml"], port,
-                         {"MALLOC_ARENA_MAX": "2"})
+        Process.__init__(self, stack, "homeserver", [binary("homeserver"), "-c", "homeserver.yaml"], port)
         self.base_url = f"http://127.0.0.1:{port}"
 
     def wait_up(self):

@@ -94,8 +94,7 @@ PY
     start inspircd 6667 "$(command -v inspircd || echo /usr/sbin/inspircd)" "${ircd_args[@]}"
     start fake-bot-api 8081 "$BIN/fake-bot-api" --listen 127.0.0.1:8081
 fi
-# Two malloc arenas, as the systemd unit (see there): a smaller homeserver.
-start homeserver 8008 env MALLOC_ARENA_MAX=2 "$BIN/homeserver" -c homeserver.yaml
+start homeserver 8008 "$BIN/homeserver" -c homeserver.yaml
 start_bridges() {
     start telegram-bridge 29317 "$BIN/telegram-bridge" -c telegram.yaml -r telegram-registration.yaml
     start irc-bridge 29318 "$BIN/irc-bridge" -c irc.yaml -r irc-registration.yaml
