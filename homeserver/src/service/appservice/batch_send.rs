@@ -9,11 +9,10 @@
 //! Every sender must be the appservice's own user or in its user namespaces, and must already be
 //! joined (the call does not join anyone: a bridge joins its ghosts first, so the member events
 //! carry their profiles). Events are built and authorised one after another against a copy of
-//! the room state under the room lock, then persisted in one database transaction with
-//! multi-row statements ([`crate::store::Store::persist_events`]): either all land or none
-//! does, and no other event interleaves.
-
-use std::sync::Arc;
+//! the room state under the room lock (as every local event is, by `Services::build_on`), then
+//! handed to the database writer as one job, written in one transaction with multi-row
+//! statements ([`crate::store::Store::persist_events`]): either all land or none does, and no
+//! other event of the room interleaves.
 
 use ruma::{OwnedEventId, api::error::ErrorKind};
 use serde::Deserialize;
@@ -23,11 +22,7 @@ use crate::{
     error::{Error, Result},
     service::{
         Services,
-        rooms::{
-            EventSpec, RoomState,
-            build::{authorise, relation_of},
-            commit::PendingEvent,
-        },
+        rooms::{EventSpec, RoomState, commit::PendingEvent},
     },
 };
 
@@ -44,20 +39,6 @@ pub struct BatchEvent {
     pub origin_server_ts: i64,
     #[serde(default)]
     pub state_key: Option<String>,
-}
-
-/// An event built and authorised, waiting to be persisted with the rest of its batch.
-struct Built {
-    event_id: OwnedEventId,
-    sender: String,
-    event_type: String,
-    state_key: Option<String>,
-    depth: i64,
-    origin_server_ts: i64,
-    json: String,
-    relation: Option<(String, String)>,
-    membership: Option<String>,
-    prev_events: Vec<String>,
 }
 
 impl Services {
@@ -113,27 +94,12 @@ impl Services {
             }
             built.push(self.build_one(&mut scratch, e, i)?);
         }
-        let reservations: Vec<_> = built.iter().map(|_| self.stream.reserve()).collect();
-        let pending: Vec<PendingEvent> = built
-            .iter()
-            .zip(&reservations)
-            .map(|(b, r)| PendingEvent {
-                stream_ordering: r.position,
-                event_id: b.event_id.to_string(),
-                room_id: room_id.to_owned(),
-                sender: b.sender.clone(),
-                event_type: b.event_type.clone(),
-                state_key: b.state_key.clone(),
-                depth: b.depth,
-                origin_server_ts: b.origin_server_ts,
-                json: b.json.clone(),
-                relates_to: b.relation.as_ref().map(|(id, _)| id.clone()),
-                rel_type: b.relation.as_ref().map(|(_, t)| t.clone()),
-                txn: None,
-                membership: b.membership.clone(),
-                prev_events: b.prev_events.clone(),
-            })
-            .collect();
+        let (event_ids, mut pending): (Vec<OwnedEventId>, Vec<PendingEvent>) =
+            built.into_iter().unzip();
+        let reservations: Vec<_> = pending.iter().map(|_| self.stream.reserve()).collect();
+        for (p, r) in pending.iter_mut().zip(&reservations) {
+            p.stream_ordering = r.position;
+        }
         let built_at = started.elapsed();
         // Behind any event of the room still being written; the room stays locked meanwhile.
         let epoch = room.epoch;
@@ -146,16 +112,21 @@ impl Services {
         tracing::info!(
             appservice = as_id,
             room_id,
-            events = built.len(),
+            events = event_ids.len(),
             build_ms = built_at.as_millis() as u64,
             persist_ms = (persisted_at - built_at).as_millis() as u64,
             "batch sent"
         );
-        Ok(built.into_iter().map(|b| b.event_id).collect())
+        Ok(event_ids)
     }
 
-    /// Builds and authorises one event on top of `room`, and advances `room` past it.
-    fn build_one(&self, room: &mut RoomState, e: BatchEvent, i: usize) -> Result<Built> {
+    /// Builds and authorises one event of a batch on top of `room`, and advances `room` past it.
+    fn build_one(
+        &self,
+        room: &mut RoomState,
+        e: BatchEvent,
+        i: usize,
+    ) -> Result<(OwnedEventId, PendingEvent)> {
         let spec = EventSpec {
             event_type: e.event_type,
             state_key: e.state_key,
@@ -163,43 +134,7 @@ impl Services {
             ts: Some(e.origin_server_ts),
             txn: None,
         };
-        let (mut obj, event_id, room_id) = self.build_event(room, &e.sender, &spec)?;
-        let pdu = authorise(
-            room,
-            &spec,
-            &mut obj,
-            &event_id,
-            &room_id,
-            &format!("events[{i}]"),
-        )?;
-        let json = serde_json::to_string(&obj).map_err(Error::internal)?;
-        let membership = (spec.event_type == "m.room.member")
-            .then(|| pdu.content_str("membership"))
-            .flatten();
-        let prev_events = room
-            .extremities
-            .iter()
-            .map(|(id, _)| id.to_string())
-            .collect();
-        room.depth = pdu.depth;
-        room.extremities = vec![(event_id.clone(), pdu.content_hash.clone())];
-        let depth = pdu.depth;
-        if let Some(state_key) = &spec.state_key {
-            room.state
-                .insert((spec.event_type.clone(), state_key.clone()), Arc::new(pdu));
-        }
-        Ok(Built {
-            event_id,
-            sender: e.sender,
-            relation: relation_of(&spec.content),
-            event_type: spec.event_type,
-            state_key: spec.state_key,
-            depth,
-            origin_server_ts: e.origin_server_ts,
-            json,
-            membership,
-            prev_events,
-        })
+        self.build_on(room, &e.sender, &spec, &format!("events[{i}]"))
     }
 }
 

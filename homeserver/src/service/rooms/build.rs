@@ -74,9 +74,9 @@ const SEND_ATTEMPTS: usize = 8;
 
 /// An event handed to the writer; its room's in-memory state already includes it.
 pub(crate) struct QueuedEvent {
-    pub(crate) sent: Sent,
+    sent: Sent,
     /// The room's epoch it was built in (see [`RoomState::epoch`]).
-    pub(crate) epoch: u64,
+    epoch: u64,
     queued: Queued,
 }
 
@@ -101,7 +101,7 @@ impl Services {
             }
             let (sent, epoch, written) = self.queue_event(room, sender, &spec)?.written().await;
             match written {
-                Ok(()) => return Ok(self.sent_in_txn_now(sender, &spec, sent)),
+                Ok(()) => return Ok(self.remember_txn(sender, &spec, sent)),
                 Err(e) => {
                     self.reload_room(room, epoch).await;
                     if let Some(answer) = self.after_failed_send(e, sender, &spec, attempt).await {
@@ -122,26 +122,36 @@ impl Services {
         sender: &str,
         spec: &EventSpec,
     ) -> Result<QueuedEvent> {
-        let (mut obj, event_id, room_id) = self.build_event(room, sender, spec)?;
-        let pdu = authorise(room, spec, &mut obj, &event_id, &room_id, "Event")?;
-        let stored_json = serde_json::to_string(&obj).map_err(Error::internal)?;
-        let relation = relation_of(&spec.content);
-        let membership = (spec.event_type == "m.room.member")
-            .then(|| pdu.content_str("membership"))
-            .flatten();
-        let prev_events: Vec<String> = room
-            .extremities
-            .iter()
-            .map(|(id, _)| id.to_string())
-            .collect();
-        let txn = spec
-            .txn
-            .as_ref()
-            .map(|(d, t)| (sender.to_owned(), d.clone(), t.clone()));
+        let (event_id, mut pending) = self.build_on(room, sender, spec, "Event")?;
         let reservation = self.stream.reserve();
-        let stream_ordering = reservation.position;
+        pending.stream_ordering = reservation.position;
+        let sent = Sent {
+            event_id,
+            stream_ordering: reservation.position,
+        };
+        tracing::debug!(room_id = %room.room_id, event_id = %sent.event_id, sender, event_type = spec.event_type, "event queued");
+        Ok(QueuedEvent {
+            sent,
+            epoch: room.epoch,
+            queued: self.committer.queue(vec![pending], vec![reservation]),
+        })
+    }
+
+    /// Builds and authorises an event from `sender` on top of `room` and advances `room` past
+    /// it. Its stream position is left for the caller to reserve; `what` names it in errors
+    /// ("Event", "events[3]").
+    pub(crate) fn build_on(
+        &self,
+        room: &mut RoomState,
+        sender: &str,
+        spec: &EventSpec,
+        what: &str,
+    ) -> Result<(OwnedEventId, PendingEvent)> {
+        let (mut obj, event_id, room_id) = self.build_event(room, sender, spec)?;
+        let pdu = authorise(room, spec, &mut obj, &event_id, &room_id, what)?;
+        let relation = relation_of(&spec.content);
         let pending = PendingEvent {
-            stream_ordering,
+            stream_ordering: 0,
             event_id: event_id.to_string(),
             room_id: room_id.to_string(),
             sender: sender.to_owned(),
@@ -149,12 +159,21 @@ impl Services {
             state_key: spec.state_key.clone(),
             depth: pdu.depth,
             origin_server_ts: i64::from(pdu.origin_server_ts.0),
-            json: stored_json,
+            json: serde_json::to_string(&obj).map_err(Error::internal)?,
             relates_to: relation.as_ref().map(|(id, _)| id.clone()),
-            rel_type: relation.as_ref().map(|(_, t)| t.clone()),
-            txn,
-            membership,
-            prev_events,
+            rel_type: relation.map(|(_, t)| t),
+            txn: spec
+                .txn
+                .as_ref()
+                .map(|(d, t)| (sender.to_owned(), d.clone(), t.clone())),
+            membership: (spec.event_type == "m.room.member")
+                .then(|| pdu.content_str("membership"))
+                .flatten(),
+            prev_events: room
+                .extremities
+                .iter()
+                .map(|(id, _)| id.to_string())
+                .collect(),
         };
         room.depth = pdu.depth;
         room.extremities = vec![(event_id.clone(), pdu.content_hash.clone())];
@@ -162,20 +181,11 @@ impl Services {
             room.state
                 .insert((spec.event_type.clone(), state_key.clone()), Arc::new(pdu));
         }
-        let queued = self.committer.queue(vec![pending], vec![reservation]);
-        tracing::debug!(room_id = %room_id, event_id = %event_id, sender, event_type = spec.event_type, "event queued");
-        Ok(QueuedEvent {
-            sent: Sent {
-                event_id,
-                stream_ordering,
-            },
-            epoch: room.epoch,
-            queued,
-        })
+        Ok((event_id, pending))
     }
 
     /// Remembers a written event under its transaction id (if it has one), and hands it back.
-    pub(crate) fn sent_in_txn_now(&self, sender: &str, spec: &EventSpec, sent: Sent) -> Sent {
+    pub(crate) fn remember_txn(&self, sender: &str, spec: &EventSpec, sent: Sent) -> Sent {
         if let Some((device, txn)) = &spec.txn {
             self.txns.insert((sender, device, txn), sent.clone());
         }
@@ -224,7 +234,7 @@ impl Services {
                 Some(match self.sent_in_txn(sender, spec).await {
                     // Repeats of it queued meanwhile are answered from memory when they are
                     // built again.
-                    Ok(Some(sent)) => Ok(self.sent_in_txn_now(sender, spec, sent)),
+                    Ok(Some(sent)) => Ok(self.remember_txn(sender, spec, sent)),
                     Ok(None) => Err(Error::internal("transaction conflict without an event")),
                     Err(e) => Err(e),
                 })

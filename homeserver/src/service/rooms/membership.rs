@@ -79,7 +79,7 @@ impl Services {
             drop(room);
             let (sent, epoch, written) = queued.written().await;
             let Err(e) = written else {
-                return Ok(self.sent_in_txn_now(sender, &spec, sent));
+                return Ok(self.remember_txn(sender, &spec, sent));
             };
             if let Some(handle) = &handle {
                 self.reload_room(&mut *handle.lock().await, epoch).await;
