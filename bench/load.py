@@ -8,7 +8,8 @@ long-polls /sync (the Rust load generator in bench/loadgen does the client side)
 Reports sends/s, send latency p50/p99, send-to-sync delivery latency p50/p99, deliveries that
 waited for the 30 s long-poll timeout, the server's peak resident memory during the run, and the
 server process's CPU time per message while sending and delivering (PostgreSQL's own processes
-not included), and the load generator's own CPU time over its whole run (registration included). CAUSEWAY_BIN runs another homeserver build (to compare two commits back to back).
+not included), and the load generator's own CPU time over its whole run (registration included),
+and when the slowest 1% of deliveries were sent (start-up, or one stall). CAUSEWAY_BIN runs another homeserver build (to compare two commits back to back).
 """
 
 import argparse
@@ -113,7 +114,8 @@ def run(name: str, launcher, backend: str, args) -> dict:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run(
             [str(ROOT / "target" / "release" / "loadgen"), "--url", base, "--users", str(args.users),
-             "--rooms", str(args.rooms), "--messages", str(args.messages), "--server-pid", str(process.pid)],
+             "--rooms", str(args.rooms), "--messages", str(args.messages), "--server-pid", str(process.pid),
+             "--tail-timing"],
             capture_output=True, text=True, timeout=900,
         )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -158,6 +160,13 @@ def main() -> None:
               f"{r['delivery_p50_ms']:.1f} ms | {r['delivery_p99_ms']:.1f} ms | "
               f"{r['deliveries_that_waited_for_the_long_poll_timeout']} | {r['peak_rss_mb']:.1f} MB | "
               f"{'-' if cpu is None else f'{cpu:.2f} ms'} | {r['loadgen_cpu_s']:.1f} s |")
+    print("\nWhen the slowest 1% of deliveries were sent (start-up shows as the first tenth):\n")
+    for r in results:
+        t = r.get("slowest_1pct")
+        if t:
+            print(f"- {r['server']} / {r['backend']}: {t['share_sent_in_first_tenth']:.0%} in the first tenth of the "
+                  f"sending time; {t['share_in_busiest_20ms_window']:.0%} in one 20 ms window "
+                  f"(from {t['busiest_20ms_window_from_ms']} ms)")
 
 
 if __name__ == "__main__":

@@ -487,6 +487,7 @@ impl Config {
                 Backend::Postgres {
                     url: url.to_string(),
                     max_connections: args.cp_max.unwrap_or(10),
+                    min_connections: args.cp_min.unwrap_or(5),
                 }
             }
             _ => Backend::Sqlite {

@@ -45,8 +45,13 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/homeserver/
 pub enum Backend {
     /// A SQLite file (created if missing).
     Sqlite { path: String },
-    /// A PostgreSQL server, as a `postgres://` URL.
-    Postgres { url: String, max_connections: u32 },
+    /// A PostgreSQL server, as a `postgres://` URL, with at most `max_connections` connections
+    /// (writers and readers together) and at least `min_connections` readers kept open.
+    Postgres {
+        url: String,
+        max_connections: u32,
+        min_connections: u32,
+    },
 }
 
 /// Storage failures. Constraint violations the domain cares about have their own variants.
@@ -109,15 +114,16 @@ impl Store {
             Backend::Postgres {
                 url,
                 max_connections,
+                min_connections,
             } => {
-                let pool = AnyPoolOptions::new()
-                    .max_connections((*max_connections).max(2))
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect(url)
-                    .await?;
+                // Writes get connections of their own, so that the event writer never queues
+                // behind woken `/sync`s for a connection; both pools open theirs at start.
+                let readers = max_connections.saturating_sub(POSTGRES_WRITERS).max(2);
+                let writer = postgres_pool(url, POSTGRES_WRITERS, POSTGRES_WRITERS).await?;
+                let reader = postgres_pool(url, readers, (*min_connections).min(readers)).await?;
                 Self {
-                    writer: pool.clone(),
-                    reader: pool,
+                    writer,
+                    reader,
                     tokens: Default::default(),
                 }
             }
@@ -146,6 +152,17 @@ impl Store {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// PostgreSQL connections kept for writes: the event writer's, and one for everything else.
+const POSTGRES_WRITERS: u32 = 2;
+async fn postgres_pool(url: &str, max: u32, min: u32) -> Result<AnyPool> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(min)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(url)
+        .await?)
 }
 
 /// SQLite reader connections. Woken `/sync`s are mostly answered from memory, so a few suffice;

@@ -39,6 +39,10 @@ struct Args {
     /// not distort the way wall-clock rates are).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Also report when the slowest 1% of deliveries were sent: how many fell in the first
+    /// tenth of the sending time (start-up), and the longest 20 ms window's share.
+    #[arg(long)]
+    tail_timing: bool,
 }
 
 /// User plus system CPU time of a process, in milliseconds (Linux `/proc/<pid>/stat`).
@@ -62,6 +66,8 @@ struct User {
 struct Stats {
     send_ms: Vec<f64>,
     delivery_ms: Vec<f64>,
+    /// When each delivered message was sent (ms since start), beside `delivery_ms`.
+    delivery_sent_ms: Vec<f64>,
     errors: usize,
 }
 
@@ -187,7 +193,10 @@ async fn main() -> anyhow::Result<()> {
                         for e in room["timeline"]["events"].as_array().into_iter().flatten() {
                             if let Some(sent_at) = e["content"]["lg_sent_us"].as_u64() {
                                 seen += 1;
-                                stats.lock().unwrap().delivery_ms.push(now - sent_at as f64 / 1000.0);
+                                let sent_ms = sent_at as f64 / 1000.0;
+                                let mut stats = stats.lock().unwrap();
+                                stats.delivery_ms.push(now - sent_ms);
+                                stats.delivery_sent_ms.push(sent_ms);
                             }
                         }
                     }
@@ -258,7 +267,10 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .filter(|d| **d >= args.sync_timeout_ms as f64 * 0.9)
         .count();
-    let summary = json!({
+    let tail = args
+        .tail_timing
+        .then(|| tail_timing(&stats.delivery_ms, &stats.delivery_sent_ms));
+    let mut summary = json!({
         "messages": send.len(),
         "errors": stats.errors,
         "sends_per_s": send.len() as f64 / send_secs,
@@ -271,8 +283,44 @@ async fn main() -> anyhow::Result<()> {
         "deliveries_that_waited_for_the_long_poll_timeout": waited_for_timeout,
         "server_cpu_ms_per_message": server_cpu_ms_per_message,
     });
+    if let Some(tail) = tail {
+        summary["slowest_1pct"] = tail;
+    }
     println!("{summary}");
     Ok(())
+}
+
+/// When the slowest 1% of deliveries were sent: the share in the first tenth of the sending
+/// time, and the share in the 20 ms window that holds most of them.
+fn tail_timing(delivery_ms: &[f64], sent_ms: &[f64]) -> serde_json::Value {
+    let mut sorted = delivery_ms.to_vec();
+    let p99 = percentile(&mut sorted, 99.0);
+    let first = sent_ms.iter().cloned().fold(f64::INFINITY, f64::min);
+    let last = sent_ms.iter().cloned().fold(0.0, f64::max);
+    let slow: Vec<f64> = delivery_ms
+        .iter()
+        .zip(sent_ms)
+        .filter(|(d, _)| **d >= p99)
+        .map(|(_, s)| s - first)
+        .collect();
+    if slow.is_empty() {
+        return json!(null);
+    }
+    let in_first_tenth = slow.iter().filter(|s| **s <= (last - first) / 10.0).count();
+    let mut windows: std::collections::HashMap<i64, usize> = Default::default();
+    for s in &slow {
+        *windows.entry((s / 20.0) as i64).or_default() += 1;
+    }
+    let (window, most) = windows
+        .into_iter()
+        .max_by_key(|(w, n)| (*n, -w))
+        .unwrap_or_default();
+    json!({
+        "count": slow.len(),
+        "share_sent_in_first_tenth": in_first_tenth as f64 / slow.len() as f64,
+        "busiest_20ms_window_from_ms": window * 20,
+        "share_in_busiest_20ms_window": most as f64 / slow.len() as f64,
+    })
 }
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {

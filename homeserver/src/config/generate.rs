@@ -63,7 +63,7 @@ database:
 # For PostgreSQL:
 # database:
 #   name: psycopg2
-#   args: {{user: synapse, password: secret, database: synapse, host: localhost, port: 5432, cp_max: 10}}
+#   args: {{user: synapse, password: secret, database: synapse, host: localhost, port: 5432, cp_min: 5, cp_max: 10}}
 
 media_store_path: "{data}/media_store"
 max_upload_size: 50M

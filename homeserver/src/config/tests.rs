@@ -37,7 +37,8 @@ fn postgres_args_become_a_url() {
         c.backend(),
         Backend::Postgres {
             url: "postgres://syn:pw@127.0.0.1:5433/db1".to_owned(),
-            max_connections: 7
+            max_connections: 7,
+            min_connections: 5,
         }
     );
 }
