@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from common import free_port, rss_mb, wait_for_versions  # noqa: E402
+from common import free_port, install_synapse, rss_mb, wait_for_versions  # noqa: E402
 
 SECRET = "bench-secret"
 
@@ -113,6 +113,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--only", choices=["causeway", "synapse"])
     args = parser.parse_args()
+    if args.only != "causeway":
+        install_synapse()
     servers = {"causeway": causeway, "synapse": synapse}
     results = [measure(n, f, args.users, args.concurrency) for n, f in servers.items() if args.only in (None, n)]
     print(f"\n{args.users} users, register + login each, {args.concurrency} concurrent clients, SQLite\n")

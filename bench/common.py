@@ -1,8 +1,20 @@
 """Helpers shared by the benchmark scripts."""
 
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
+
+REQUIREMENTS = Path(__file__).resolve().parent.parent / "e2e" / "requirements.txt"
+
+
+def install_synapse(postgres: bool = False) -> None:
+    """Installs Synapse from PyPI (the version the end-to-end tests pin), and psycopg2 for PostgreSQL."""
+    pinned = [line.strip() for line in REQUIREMENTS.read_text().splitlines() if line.startswith("matrix-synapse")]
+    packages = pinned + (["psycopg2-binary"] if postgres else [])
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *packages], check=True)
 
 
 def free_port() -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from common import free_port, rss_mb, wait_for_versions  # noqa: E402
+from common import free_port, install_synapse, rss_mb, wait_for_versions  # noqa: E402
 
 LIMITS = "{per_second: 100000, burst_count: 100000}"
 
@@ -143,8 +143,8 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "-p", "homeserver", "-p", "loadgen"], cwd=ROOT, check=True)
-    if args.only != "causeway" and "postgres" in args.backends:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "psycopg2-binary"], check=True)
+    if args.only != "causeway":
+        install_synapse(postgres="postgres" in args.backends)
     servers = {"causeway": causeway, "synapse": synapse}
     results = []
     for backend in args.backends.split(","):
