@@ -664,7 +664,9 @@ async fn batch_send_appends_in_order_atomically(db: Db) {
     );
     let (alice, room) = room_with_ghost(&s).await;
     let path = format!("/_matrix/client/unstable/fi.causeway.batch_send/rooms/{room}/batch_send");
-    let events: Vec<Value> = (0..500)
+    // More events than one SQLite statement holds (32,000 parameters, 14 per event).
+    const N: usize = 2_500;
+    let events: Vec<Value> = (0..N)
         .map(|i| {
             json!({"type": "m.room.message", "sender": "@bridge_ghost:test.local",
                    "content": {"msgtype": "m.text", "body": format!("h{i}")},
@@ -676,7 +678,7 @@ async fn batch_send_appends_in_order_atomically(db: Db) {
         .await;
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
     let ids = r.1["event_ids"].as_array().unwrap();
-    assert_eq!(ids.len(), 500);
+    assert_eq!(ids.len(), N);
     let e = s
         .get(
             &format!(
@@ -688,6 +690,16 @@ async fn batch_send_appends_in_order_atomically(db: Db) {
         .await;
     assert_eq!(e.1["origin_server_ts"], 1_000_007);
     assert_eq!(e.1["content"]["body"], "h7");
+    let e = s
+        .get(
+            &format!(
+                "/_matrix/client/v3/rooms/{room}/event/{}",
+                ids[2_400].as_str().unwrap()
+            ),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(e.1["content"]["body"], "h2400");
     let m = s
         .get(
             &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=500"),
@@ -701,7 +713,7 @@ async fn batch_send_appends_in_order_atomically(db: Db) {
         .rev()
         .filter_map(|e| e["content"]["body"].as_str())
         .collect();
-    let expected: Vec<String> = (0..500).map(|i| format!("h{i}")).collect();
+    let expected: Vec<String> = (N - 500..N).map(|i| format!("h{i}")).collect();
     assert_eq!(bodies, expected);
     // State in a batch: the last event per key is the room's state, member events included.
     let pl_path = format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/");
