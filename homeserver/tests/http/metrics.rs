@@ -14,6 +14,7 @@ use crate::support::{Db, TestServer};
 on_both_backends!(
     a_scrape_counts_requests_by_route_template_and_the_events_written,
     a_waiting_long_poll_is_counted_until_it_returns,
+    a_write_the_database_refuses_is_counted_as_a_failure,
     the_metrics_path_is_served_only_where_the_config_lists_it,
 );
 
@@ -207,6 +208,39 @@ async fn a_scrape_counts_requests_by_route_template_and_the_events_written(db: D
     assert!(
         started <= now + 1.0 && started > now - 3600.0,
         "{started} vs {now}"
+    );
+}
+
+async fn a_write_the_database_refuses_is_counted_as_a_failure(db: Db) {
+    let s = TestServer::with_config(db, WITH_RESOURCE).await;
+    let (_, token, _) = s.register("alice", "pw").await;
+    let room = s.create_room(&token, json!({})).await;
+    let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/repeated");
+    let content = json!({"msgtype": "m.text", "body": "once"});
+    let (status, first) = s.put(&path, Some(&token), content.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // After a restart only the database knows the transaction id: the repeat reaches the
+    // writer, whose commit the unique index refuses; the sender answers from the store.
+    let s = s.restart().await;
+    let app = listener_app(&s);
+    let (status, again) = s.put(&path, Some(&token), content).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["event_id"], first["event_id"]);
+    let text = scrape(&app).await;
+    assert_eq!(
+        value(&text, "causeway_event_writer_write_failures_total", &[]),
+        1.0
+    );
+    assert_eq!(value(&text, "causeway_event_writer_events_total", &[]), 0.0);
+    assert_eq!(value(&text, "causeway_event_writer_groups_total", &[]), 0.0);
+    assert_eq!(
+        value(
+            &text,
+            "causeway_event_writer_write_duration_seconds_count",
+            &[]
+        ),
+        1.0,
+        "failed attempts are timed too"
     );
 }
 
