@@ -30,8 +30,8 @@ pub fn app(services: Services) -> Router {
     api::router(services)
 }
 
-/// What one configured listener serves, or `None` if it is not started: a `type: metrics`
-/// listener or a `manhole` one while metrics are off (see [`Config::warnings`]).
+/// What one configured listener serves, or `None` if it is not started: a `manhole` listener,
+/// or a `type: metrics` one while `enable_metrics` is off (see [`Config::warnings`]).
 pub fn listener_app(services: &Services, listener: &config::Listener) -> Option<Router> {
     match (listener.kind.as_str(), &services.metrics) {
         ("http", Some(metrics)) if listener.serves("metrics") => {
