@@ -3,14 +3,20 @@
 
 mod client;
 mod error_response;
+pub mod metrics;
 mod ruma_extract;
 mod synapse_admin;
 
-use axum::{Router, http::Method, routing::MethodFilter};
+use std::{sync::Arc, time::Instant};
+
+use axum::{Router, extract::MatchedPath, http::Method, routing::MethodFilter};
 use ruma::api::{IncomingRequest, path_builder::PathBuilder};
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::{error::Error, service::Services};
+use crate::{
+    error::Error,
+    service::{Services, metrics::Metrics},
+};
 
 use ruma_extract::EmptyLastArg;
 pub(crate) use ruma_extract::{Ruma, RumaResponse};
@@ -28,7 +34,7 @@ pub fn router(services: Services) -> Router {
             Method::OPTIONS,
         ])
         .allow_headers(Any);
-    Router::new()
+    let router = Router::new()
         .merge(client::router())
         .merge(synapse_admin::router())
         .fallback(|| async { Error::unrecognized("Unrecognized request") })
@@ -39,10 +45,40 @@ pub fn router(services: Services) -> Router {
             }
             .with_status(http::StatusCode::METHOD_NOT_ALLOWED)
         })
-        .layer(axum::middleware::from_fn(run_writes_to_completion))
+        .layer(axum::middleware::from_fn(run_writes_to_completion));
+    // Without `enable_metrics` there is no layer at all, so requests cost nothing extra.
+    let router = match &services.metrics {
+        Some(metrics) => router.layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            count_requests,
+        )),
+        None => router,
+    };
+    router
         .layer(cors)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(services)
+}
+
+/// Counts every request by method, route template and status class, and times it by route
+/// template. A layer on the router sees the matched route (`MatchedPath`), so ids in paths
+/// never become labels; requests no route matched share one label.
+async fn count_requests(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(req).await;
+    metrics.observe_request(
+        &method,
+        route.as_ref().map(MatchedPath::as_str),
+        response.status(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// Requests that change something run on their own task, so a client that hangs up halfway

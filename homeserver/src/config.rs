@@ -98,6 +98,9 @@ pub struct Config {
     /// How many thumbnails are made at once (each holds a decoded image in memory). Default 2
     /// (not a Synapse key).
     pub max_thumbnail_workers: usize,
+    /// Record Prometheus metrics, served at `/_synapse/metrics` by `type: metrics` listeners and
+    /// by HTTP listeners that list the `metrics` resource. Default false, as Synapse.
+    pub enable_metrics: bool,
 }
 
 impl Default for Config {
@@ -137,6 +140,7 @@ impl Default for Config {
             enable_authenticated_media: true,
             max_image_pixels: ByteSize(32 * 1024 * 1024),
             max_thumbnail_workers: 2,
+            enable_metrics: false,
         }
     }
 }
@@ -167,6 +171,23 @@ impl Default for Listener {
                 compress: false,
             }],
         }
+    }
+}
+
+impl Listener {
+    /// Whether one of this listener's `resources` names `name` (`client`, `metrics`, ...).
+    pub fn serves(&self, name: &str) -> bool {
+        self.resources
+            .iter()
+            .any(|r| r.names.iter().any(|n| n == name))
+    }
+
+    /// The socket addresses this listener binds.
+    pub fn addresses(&self) -> Vec<std::net::SocketAddr> {
+        self.bind_addresses
+            .iter()
+            .map(|ip| std::net::SocketAddr::new(*ip, self.port))
+            .collect()
     }
 }
 
@@ -363,6 +384,9 @@ impl Config {
             tracing::warn!(file, key, "unknown config key ignored");
         }
         config.validate(file)?;
+        for warning in config.warnings() {
+            tracing::warn!(file, "{warning}");
+        }
         Ok(config)
     }
 
@@ -402,7 +426,10 @@ impl Config {
         }
         for (i, l) in self.listeners.iter().enumerate() {
             if l.kind != "http" && l.kind != "metrics" && l.kind != "manhole" {
-                return Err(bad(&format!("listeners[{i}].type"), "expected `http`"));
+                return Err(bad(
+                    &format!("listeners[{i}].type"),
+                    "expected `http` or `metrics`",
+                ));
             }
             if l.tls {
                 return Err(bad(
@@ -426,7 +453,7 @@ impl Config {
                     ) {
                         return Err(bad(
                             &format!("listeners[{i}].resources[{j}].names"),
-                            "expected names among `client`, `federation`, `media`",
+                            "expected names among `client`, `federation`, `media`, `metrics`",
                         ));
                     }
                 }
@@ -497,6 +524,30 @@ impl Config {
                     .unwrap_or_else(|| "homeserver.db".to_owned()),
             },
         }
+    }
+
+    /// What a valid config asks for but will not get; each is logged at start.
+    ///
+    /// As Synapse: a `metrics` listener or resource while `enable_metrics` is false is not
+    /// served (Synapse warns about the listener and says nothing about the resource; we warn
+    /// about both).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (i, l) in self.listeners.iter().enumerate() {
+            match l.kind.as_str() {
+                "metrics" if !self.enable_metrics => warnings.push(format!(
+                    "listeners[{i}]: a metrics listener is configured but `enable_metrics` is not true; it is not started"
+                )),
+                "manhole" => warnings.push(format!(
+                    "listeners[{i}]: manhole listeners are not supported; it is not started"
+                )),
+                "http" if !self.enable_metrics && l.serves("metrics") => warnings.push(format!(
+                    "listeners[{i}]: the `metrics` resource is listed but `enable_metrics` is not true; /_synapse/metrics is not served"
+                )),
+                _ => {}
+            }
+        }
+        warnings
     }
 
     /// Socket addresses of every HTTP listener.

@@ -24,24 +24,34 @@ pub async fn services(config: Config) -> anyhow::Result<Services> {
     Services::new(config, store).await
 }
 
-/// The HTTP application for these services.
+/// The HTTP application for these services: the client (and admin) API, as served by an HTTP
+/// listener that does not list the `metrics` resource.
 pub fn app(services: Services) -> Router {
     api::router(services)
 }
 
-/// Serves `services` on every listener until `shutdown` resolves.
+/// What one configured listener serves, or `None` if it is not started: a `manhole` listener,
+/// or a `type: metrics` one while `enable_metrics` is off (see [`Config::warnings`]).
+pub fn listener_app(services: &Services, listener: &config::Listener) -> Option<Router> {
+    match (listener.kind.as_str(), &services.metrics) {
+        ("http", Some(metrics)) if listener.serves("metrics") => {
+            Some(app(services.clone()).merge(api::metrics::resource(metrics.clone())))
+        }
+        ("http", _) => Some(app(services.clone())),
+        ("metrics", Some(metrics)) => Some(api::metrics::listener(metrics.clone())),
+        _ => None,
+    }
+}
+
+/// Serves each router on its listener until `shutdown` resolves.
 pub async fn run(
-    services: Services,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Router)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = app(services);
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut tasks = tokio::task::JoinSet::new();
-    for listener in listeners {
-        let app = app
-            .clone()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    for (listener, app) in listeners {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let mut rx = tx.subscribe();
         tasks.spawn(async move {
             axum::serve(listener, app)

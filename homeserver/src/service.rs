@@ -11,6 +11,7 @@ pub mod filter;
 pub mod keys;
 pub mod last_seen;
 pub mod media;
+pub mod metrics;
 pub mod passwords;
 pub mod pdu;
 pub mod presence;
@@ -61,6 +62,8 @@ pub struct Services {
     pub appservices: Arc<appservice::AppServices>,
     /// The client for calls to appservices: one pool of keep-alive connections.
     pub appservice_http: reqwest::Client,
+    /// Prometheus metrics; `None` unless `enable_metrics` is true, so nothing is counted then.
+    pub metrics: Option<Arc<metrics::Metrics>>,
 }
 
 impl Services {
@@ -77,10 +80,14 @@ impl Services {
             .build()?;
         let recent = Arc::new(recent::RecentEvents::default());
         let activity = Arc::new(activity::Activity::new(position));
+        let metrics = config
+            .enable_metrics
+            .then(|| Arc::new(metrics::Metrics::new(&store)));
         let committer = Arc::new(rooms::commit::Committer::spawn(
             store.clone(),
             recent.clone(),
             activity.clone(),
+            metrics.clone(),
         ));
         let services = Self {
             config: Arc::new(config),
@@ -103,6 +110,7 @@ impl Services {
             media,
             appservices: Arc::new(appservice::AppServices::new(registrations)),
             appservice_http,
+            metrics,
         };
         appservice::sender::spawn(services.clone());
         Ok(services)

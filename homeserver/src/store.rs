@@ -147,11 +147,31 @@ impl Store {
         self.writer.connect_options().database_url.scheme() == "sqlite"
     }
 
+    /// Connections open and idle in the writer and reader pools, for metrics.
+    pub fn pool_usage(&self) -> [PoolUsage; 2] {
+        [("writer", &self.writer), ("reader", &self.reader)].map(|(pool, p)| PoolUsage {
+            pool,
+            open: p.size(),
+            idle: p.num_idle(),
+        })
+    }
+
     /// Closes every connection (used on shutdown and by tests that reopen the same database).
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// The connections of one pool at one moment.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolUsage {
+    /// `writer` or `reader`.
+    pub pool: &'static str,
+    /// Connections open, idle or in use.
+    pub open: u32,
+    /// Open connections no query holds.
+    pub idle: usize,
 }
 
 /// PostgreSQL connections kept for writes: the event writer's, and one for everything else.

@@ -16,19 +16,25 @@ pub(crate) async fn run(config_path: &Path) -> Result<(), Failure> {
     // A bad registration file is a config error too: exit 2 naming the file and key.
     homeserver::service::appservice::load_files(&config.app_service_config_files)
         .map_err(|e: ConfigError| Failure::usage(e))?;
-    let addresses = config.http_addresses();
     let server_name = config.server_name.clone();
+    let configured = config.listeners.clone();
     let services = homeserver::services(config).await?;
     reload_on_sighup(services.clone());
     let mut listeners = Vec::new();
-    for addr in addresses {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        tracing::info!(%addr, server_name, "listening");
-        listeners.push(listener);
+    for listener in &configured {
+        // Not started (a metrics listener without `enable_metrics`): warned about at load.
+        let Some(app) = homeserver::listener_app(&services, listener) else {
+            continue;
+        };
+        for addr in listener.addresses() {
+            let bound = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            tracing::info!(%addr, server_name, kind = listener.kind, "listening");
+            listeners.push((bound, app.clone()));
+        }
     }
-    homeserver::run(services, listeners, shutdown_signal()).await?;
+    homeserver::run(listeners, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

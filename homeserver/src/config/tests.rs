@@ -204,3 +204,98 @@ fn a_bad_preview_blacklist_range_is_fatal_and_named() {
     .to_string();
     assert!(err.contains("url_preview_ip_range_blacklist[1]"), "{err}");
 }
+
+#[test]
+fn metrics_are_off_by_default() {
+    let c = Config::parse("server_name: a.b\n", "t.yaml").unwrap();
+    assert!(!c.enable_metrics);
+    assert_eq!(c.warnings(), Vec::<String>::new());
+}
+
+#[test]
+fn a_metrics_listener_with_metrics_enabled_is_read_without_warnings() {
+    let c = Config::parse(
+        "server_name: a.b\nenable_metrics: true\nlisteners:\n  - {port: 8008, type: http, resources: [{names: [client]}]}\n  - {port: 9000, type: metrics, bind_addresses: ['127.0.0.1', '::1']}\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert!(c.enable_metrics);
+    let metrics = &c.listeners[1];
+    assert_eq!(metrics.kind, "metrics");
+    assert_eq!(
+        metrics.addresses(),
+        vec![
+            "127.0.0.1:9000".parse().unwrap(),
+            "[::1]:9000".parse().unwrap()
+        ]
+    );
+    assert_eq!(c.http_addresses(), vec!["127.0.0.1:8008".parse().unwrap()]);
+    assert_eq!(c.warnings(), Vec::<String>::new());
+}
+
+#[test]
+fn a_metrics_listener_without_enable_metrics_is_a_warning_not_an_error() {
+    let text = include_str!("../../tests/fixtures/synapse-full.yaml");
+    let c = Config::parse(text, "homeserver.yaml").unwrap();
+    assert!(!c.enable_metrics);
+    let warnings = c.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with(
+            "listeners[1]: a metrics listener is configured but `enable_metrics` is not true"
+        ),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn the_metrics_resource_without_enable_metrics_is_a_warning() {
+    let text = "server_name: a.b\nlisteners:\n  - {port: 8008, type: http, resources: [{names: [client, metrics]}]}\n";
+    let c = Config::parse(text, "t.yaml").unwrap();
+    assert!(c.listeners[0].serves("metrics"));
+    assert!(c.listeners[0].serves("client"));
+    assert!(!c.listeners[0].serves("federation"));
+    let warnings = c.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("/_synapse/metrics is not served"),
+        "{warnings:?}"
+    );
+
+    let enabled = Config::parse(&format!("{text}enable_metrics: true\n"), "t.yaml").unwrap();
+    assert_eq!(enabled.warnings(), Vec::<String>::new());
+}
+
+#[test]
+fn only_http_and_metrics_listeners_are_known_types() {
+    let err = Config::parse(
+        "server_name: a.b\nlisteners:\n  - {port: 8008, type: http}\n  - {port: 9000, type: prometheus}\n",
+        "t.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("listeners[1].type"), "{err}");
+    assert!(err.contains("`http` or `metrics`"), "{err}");
+}
+
+#[test]
+fn enable_metrics_must_be_a_boolean() {
+    let err = Config::parse("server_name: a.b\nenable_metrics: often\n", "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("enable_metrics"), "{err}");
+}
+
+#[test]
+fn a_metrics_listener_alone_is_not_enough() {
+    let err = Config::parse(
+        "server_name: a.b\nenable_metrics: true\nlisteners:\n  - {port: 9000, type: metrics}\n",
+        "t.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("at least one listener with `type: http`"),
+        "{err}"
+    );
+}

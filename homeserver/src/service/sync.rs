@@ -100,6 +100,7 @@ impl Services {
             // Wait for a change this user can see, or the deadline.
             let rooms = self.user_rooms(&req.user_id).await?;
             let since = req.since.unwrap_or_default();
+            let _waiting = self.metrics.as_deref().map(|m| m.sync_waiting());
             loop {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 if remaining.is_zero() {

@@ -12,6 +12,7 @@ mod discovery;
 mod errors;
 mod login;
 mod media;
+mod metrics;
 mod profile;
 mod register;
 mod relations;

@@ -16,12 +16,12 @@
 //! not written either ([`CommitError::Superseded`]): its room's in-memory state ran ahead of the
 //! database, and its sender reloads the room and builds the event again.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{collections::HashSet, sync::Arc, time::Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    service::{activity::Activity, recent::RecentEvents, stream::Reservation},
+    service::{activity::Activity, metrics::Metrics, recent::RecentEvents, stream::Reservation},
     store::{NewEvent, Store, StoreError},
 };
 
@@ -107,10 +107,16 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the task that writes to `store` and notes what it wrote in `recent` and `activity`.
-    pub fn spawn(store: Store, recent: Arc<RecentEvents>, activity: Arc<Activity>) -> Self {
+    /// Starts the task that writes to `store` and notes what it wrote in `recent` and `activity`
+    /// (and counts its commits in `metrics`).
+    pub fn spawn(
+        store: Store,
+        recent: Arc<RecentEvents>,
+        activity: Arc<Activity>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, recent, activity, rx));
+        tokio::spawn(run(store, recent, activity, metrics, rx));
         Self { jobs }
     }
 
@@ -159,6 +165,7 @@ async fn run(
     store: Store,
     recent: Arc<RecentEvents>,
     activity: Arc<Activity>,
+    metrics: Option<Arc<Metrics>>,
     mut rx: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut failed: HashSet<String> = HashSet::new();
@@ -185,7 +192,10 @@ async fn run(
                 .iter()
                 .flat_map(|j| j.events.iter().map(PendingEvent::as_new))
                 .collect();
-            Some(store.persist_events(&all).await)
+            let started = Instant::now();
+            let result = store.persist_events(&all).await;
+            Metrics::observe_write(metrics.as_deref(), all.len(), started, result.is_ok());
+            Some(result)
         } else {
             None
         };
@@ -203,7 +213,10 @@ async fn run(
             } else {
                 // Alone, or the shared transaction failed: this job on its own.
                 let own: Vec<NewEvent<'_>> = job.events.iter().map(PendingEvent::as_new).collect();
-                store.persist_events(&own).await.map_err(CommitError::from)
+                let started = Instant::now();
+                let result = store.persist_events(&own).await;
+                Metrics::observe_write(metrics.as_deref(), own.len(), started, result.is_ok());
+                result.map_err(CommitError::from)
             };
             match &result {
                 Ok(()) => note_written(&recent, &activity, &job.events),
