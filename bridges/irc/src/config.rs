@@ -73,7 +73,9 @@ pub struct IrcConfig {
 pub struct MediaProxyConfig {
     /// The public base URL at which IRC users reach the bridge's `/_irc/media/` path (directly,
     /// or through a reverse proxy that forwards that path to `appservice.port`), e.g.
-    /// `https://irc-media.example.org`. Required; http(s), no query or fragment.
+    /// `https://irc-media.example.org`. Required; http(s), no query or fragment. With a path
+    /// (`https://example.org/irc`), links are `https://example.org/irc/_irc/media/...` and the
+    /// reverse proxy must strip `/irc` before forwarding.
     pub public_url: String,
     /// The HMAC key that signs links: a file with 32 random bytes in base64, made with mode 0600
     /// on first start if missing. A relative path is relative to the working directory. Anyone
