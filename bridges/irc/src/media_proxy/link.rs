@@ -103,11 +103,13 @@ impl SigningKey {
         bytes.extend_from_slice(media_id.as_bytes());
         let tag = self.mac(&bytes, &filename).finalize().into_bytes();
         bytes.extend_from_slice(&tag[..TAG_LEN]);
-        Some(format!(
-            "{}/{}",
-            URL_SAFE_NO_PAD.encode(&bytes),
-            utf8_percent_encode(&filename, FILENAME_KEEP)
-        ))
+        let mut encoded = utf8_percent_encode(&filename, FILENAME_KEEP).to_string();
+        // IRC clients leave a final `.` out of a link, as the end of a sentence.
+        if encoded.ends_with('.') {
+            encoded.pop();
+            encoded.push_str("%2E");
+        }
+        Some(format!("{}/{encoded}", URL_SAFE_NO_PAD.encode(&bytes)))
     }
 
     /// Checks a link's signed part and (percent-decoded) file name at time `now` (Unix seconds):
@@ -257,6 +259,15 @@ mod tests {
         let media = key(1).verify(&signed, &name, NOW).unwrap();
         assert_eq!(media.filename, "Résumé (final) & notes.pdf");
         assert_eq!(media.expires, None);
+    }
+
+    #[test]
+    fn a_final_dot_is_encoded_so_irc_clients_keep_it_in_the_link() {
+        let path = key(1).sign("x.org", "m", None, "notes.").unwrap();
+        assert!(path.ends_with("/notes%2E"), "{path}");
+        let (signed, name) = parts(&path);
+        assert_eq!(name, "notes.");
+        assert!(key(1).verify(&signed, &name, NOW).is_ok());
     }
 
     #[test]
