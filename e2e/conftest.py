@@ -20,7 +20,10 @@ def free_port() -> int:
 
 
 def homeserver_binary() -> str:
-    path = os.environ.get("CAUSEWAY_HOMESERVER_BIN", str(ROOT / "target" / "debug" / "homeserver"))
+    """CAUSEWAY_HOMESERVER_BIN, else the debug build under CARGO_TARGET_DIR (default target/), as the
+    bridges' tests find their binaries."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target")))
+    path = os.environ.get("CAUSEWAY_HOMESERVER_BIN", str(target / "debug" / "homeserver"))
     if not Path(path).exists():
         subprocess.run(["cargo", "build", "-p", "homeserver"], cwd=ROOT, check=True)
     return path

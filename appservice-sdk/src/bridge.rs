@@ -291,6 +291,42 @@ pub trait Network: Send + Sync + 'static {
         None
     }
 
+    /// HTTP routes of the network's own, served on the appservice listener beside the
+    /// appservice API (e.g. media for users of the remote network): [`Bridge::router`] merges
+    /// them in. Called once per router, possibly before [`Network::start`]. The SDK does not
+    /// authenticate them (they are not called by the homeserver): each route checks its callers
+    /// itself. Their paths must not overlap the SDK's (`/_matrix/app/`, `/transactions/`,
+    /// `/users/`, `/rooms/`, `/metrics`, `/_causeway/`): axum refuses overlapping routes with a
+    /// panic when merging. Default: none.
+    ///
+    /// ```
+    /// use appservice_sdk::bridge::{MatrixMessage, Network, NetworkInfo};
+    /// use appservice_sdk::store::PortalRecord;
+    /// use axum::routing::get;
+    ///
+    /// struct Hello;
+    ///
+    /// #[async_trait::async_trait]
+    /// impl Network for Hello {
+    ///     fn info(&self) -> NetworkInfo {
+    ///         NetworkInfo::new("hello", "Hello", "hello_")
+    ///     }
+    ///     async fn handle_matrix_message(
+    ///         &self,
+    ///         _portal: &PortalRecord,
+    ///         _message: &MatrixMessage,
+    ///     ) -> appservice_sdk::Result<Option<String>> {
+    ///         Ok(None)
+    ///     }
+    ///     fn routes(&self) -> Option<axum::Router> {
+    ///         Some(axum::Router::new().route("/_hello/ping", get(|| async { "pong" })))
+    ///     }
+    /// }
+    /// ```
+    fn routes(&self) -> Option<axum::Router> {
+        None
+    }
+
     /// The network's own management-room commands, for `help` (each replaces a built-in command
     /// of the same name in the list). Default: none.
     fn commands(&self) -> Vec<CommandHelp> {
@@ -547,8 +583,8 @@ impl Bridge {
         }
     }
 
-    /// The HTTP router (appservice API, `/metrics`, `/_causeway/status`), for running the
-    /// bridge in-process (tests, benchmarks).
+    /// The HTTP router (appservice API, `/metrics`, `/_causeway/status`, and the network's own
+    /// [`Network::routes`]), for running the bridge in-process (tests, benchmarks).
     pub fn router(&self) -> axum::Router {
         let hs_token = self.inner.appservice.registration().hs_token.clone();
         let state = ServerState::with_metrics(
@@ -557,7 +593,11 @@ impl Bridge {
             Arc::new(self.clone()),
             self.inner.metrics.clone(),
         );
-        server::app(state)
+        let router = server::app(state);
+        match self.inner.network.routes() {
+            Some(routes) => router.merge(routes),
+            None => router,
+        }
     }
 
     /// Reaches the homeserver (learning its `/versions`), sets the bot's displayname and

@@ -70,6 +70,18 @@ impl Network for Mirror {
         Some(self)
     }
 
+    /// A route of the network's own, e.g. what a media proxy would serve.
+    fn routes(&self) -> Option<axum::Router> {
+        Some(axum::Router::new().route(
+            "/_mirror/echo/{word}",
+            axum::routing::get(
+                |axum::extract::Path(word): axum::extract::Path<String>| async move {
+                    format!("mirror: {word}")
+                },
+            ),
+        ))
+    }
+
     fn commands(&self) -> Vec<CommandHelp> {
         vec![
             CommandHelp::new("mirror", "mirror TEXT: the bridge says TEXT back"),
@@ -570,6 +582,31 @@ async fn metrics_count_events_in_and_out() {
     )
     .unwrap();
     assert_eq!(status["state_event"], "CONNECTED");
+}
+
+#[tokio::test]
+async fn the_networks_own_routes_are_served_beside_the_appservice_api_without_the_hs_token() {
+    let h = harness().await;
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+    let resp = h
+        .router
+        .clone()
+        .oneshot(get("/_mirror/echo/hello"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 10)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"mirror: hello");
+    // The appservice API still wants the hs_token.
+    let resp = h
+        .router
+        .clone()
+        .oneshot(get("/_matrix/app/v1/users/@mirror_x:test"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

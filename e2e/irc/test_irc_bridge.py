@@ -57,11 +57,12 @@ def wait_port(port, proc, what):
 
 
 class IrcBridge:
-    def __init__(self, workdir, homeserver, ircd, **network):
-        """`network`: keys of the IRC network's config to set or override."""
+    def __init__(self, workdir, homeserver, ircd, irc_options=None, port=None, **network):
+        """`network`: keys of the IRC network's config to set or override; `irc_options`: more keys of
+        the `irc:` section (e.g. `media_proxy`); `port`: the appservice port (default a free one)."""
         self.dir = os.path.join(workdir, "bridge")
         os.makedirs(self.dir, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.config = os.path.join(self.dir, "config.yaml")
         self.registration = os.path.join(self.dir, "registration.yaml")
         self.proc = None
@@ -81,7 +82,7 @@ class IrcBridge:
                     "host": "127.0.0.1", "port": ircd.port, "tls": False, "nick": "relaybot",
                     "messages_per_second": 50, "burst": 50, "netsplit_grace": 2, "max_lines": 4,
                     "channels": {"#static": f"#static:{homeserver.server_name}"}, **network,
-                }}},
+                }}, **(irc_options or {})},
             }, f)
 
     def generate_registration(self):

@@ -1,8 +1,8 @@
 """The unified stack for tests and benchmarks: our homeserver, telegram-bridge (against fake-bot-api) and
 irc-bridge (against a real InspIRCd), each a separate process, configured from `examples/unified/`.
 
-The example configs are used as they are, with only what a test must change: ports (free ones), the data
-directory (a temporary one), the homeserver's shared secret and rate limit, and the IRC channel mapping
+The example configs are used as they are, with only what a test must change: ports (free ones, also in the
+IRC bridge's media link URL), the data directory (a temporary one), the homeserver's shared secret and rate limit, and the IRC channel mapping
 once the Telegram portal exists. `Stack.start()` generates both registrations with the bridges' own `-g`
 and starts everything in the order `examples/unified/run.sh` does.
 """
@@ -177,6 +177,8 @@ class Stack:
         irc["homeserver"]["address"] = f"http://127.0.0.1:{self.hs_port}"
         irc["appservice"]["address"] = f"http://127.0.0.1:{self.irc_port}"
         irc["appservice"]["port"] = self.irc_port
+        # IRC users reach the bridge's signed media links on its appservice port, as in run.sh.
+        irc["irc"]["media_proxy"]["public_url"] = f"http://127.0.0.1:{self.irc_port}"
         net = irc["irc"]["networks"]["local"]
         net["port"] = self.ircd.port
         if self.irc_rate:

@@ -288,7 +288,8 @@ def telegram_file(stack, data, kind, file_name, mime):
 
 async def media_on_every_side(stack, alice, sides, bob_name):
     """Media, degraded for each side: Telegram photos and files are Matrix media and, on IRC, a line with
-    the name, size and a link anyone can download; Matrix media are Telegram photos/documents and the same
+    the name, size and a link anyone can download (the IRC bridge's signed link: the homeserver requires
+    authenticated media); Matrix media are Telegram photos/documents and the same
     IRC line; IRC has only text, so a link from IRC is a link in Telegram and Matrix. Nothing comes back
     to the side it came from."""
     domain = stack.server_name
@@ -346,6 +347,12 @@ async def media_on_every_side(stack, alice, sides, bob_name):
     on_irc = wait(lambda: [t for t in sides.irc_relayed() if t.startswith("<alice> the notes — notes.txt (")],
                   "Alice's file on IRC")
     assert download(link(on_irc[0])) == notes
+    # The homeserver requires authenticated media: the links are the IRC bridge's, signed; changed, refused.
+    assert link(on_irc[0]).startswith(f"http://127.0.0.1:{stack.irc_port}/_irc/media/"), on_irc
+    assert link(on_irc[0]).endswith("/notes.txt"), on_irc
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(link(on_irc[0]).replace("/notes.txt", "/notes.html"), timeout=10)
+    assert refused.value.code == 403, refused.value
 
     # IRC has no media: a link is text, and stays a link.
     url = "https://example.org/pictures/sunset.jpg"
@@ -362,7 +369,7 @@ async def media_on_every_side(stack, alice, sides, bob_name):
     assert not [t for t in sides.irc_relayed() if url in t], "Bob's link came back to IRC"
     images = [e for e in sides.matrix() if e["content"].get("msgtype") in ("m.image", "m.file")]
     assert len(images) == 4, [(e["sender"], body(e)) for e in images]
-    relayed = [t for t in sides.irc_relayed() if "/_matrix/media/" in t]
+    relayed = [t for t in sides.irc_relayed() if "/_irc/media/" in t]
     assert len(relayed) == 4, relayed
     print("media on IRC:", *relayed, "media in Telegram:", *[{k: m[k] for k in ("caption", "photo", "document")
                                                                if k in m} for m in posted if "caption" in m], sep="\n  ")

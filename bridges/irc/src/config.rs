@@ -3,6 +3,10 @@
 //! ```yaml
 //! irc:
 //!   media_url: https://matrix.example.org   # where IRC users download Matrix media; default homeserver.address
+//!   media_proxy:                 # optional: serve Matrix media from the bridge at signed links (see below)
+//!     public_url: https://irc-media.example.org   # where IRC users reach the bridge's /_irc/media/ path
+//!     signing_key_path: irc-media.key             # made (mode 0600) on first start if missing
+//!     ttl: 604800                                 # seconds a link works; 0 = forever
 //!   networks:
 //!     libera:                      # the <network> in ghost ids and aliases: letters, digits, '-'
 //!       host: irc.libera.chat
@@ -28,9 +32,16 @@
 //!
 //! Values are checked once at start; a wrong one is an error naming the file, the key and the fix.
 //! Unknown keys under `irc:` are warnings.
+//!
+//! `media_url` links go to the homeserver's unauthenticated `/_matrix/media/v3/download`, which a
+//! homeserver with authenticated media on (Matrix 1.11, the default of Causeway and Synapse) does
+//! not serve for new media. `media_proxy` makes the bridge serve them itself instead: each link
+//! carries the media's `mxc://` server and id, an expiry and the file name, signed with a key only
+//! the bridge has; the bridge checks it and fetches the file with its appservice token
+//! ([`crate::media_proxy`]). With `media_proxy` set, `media_url` is not used.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use appservice_sdk::config::BridgeConfig;
 use serde::{Deserialize, Serialize};
@@ -48,8 +59,32 @@ pub struct IrcConfig {
     /// Default: `homeserver.address`.
     #[serde(default)]
     pub media_url: Option<String>,
+    /// Serve Matrix media from the bridge itself at signed links (needed when the homeserver
+    /// requires authenticated media). Default none: links use `media_url`.
+    #[serde(default)]
+    pub media_proxy: Option<MediaProxyConfig>,
     /// The IRC networks, by name. At least one.
     pub networks: BTreeMap<String, NetworkConfig>,
+}
+
+/// `irc.media_proxy`: Matrix media served by the bridge at signed links,
+/// `<public_url>/_irc/media/<signed part>/<file name>`, on the appservice listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaProxyConfig {
+    /// The public base URL at which IRC users reach the bridge's `/_irc/media/` path (directly,
+    /// or through a reverse proxy that forwards that path to `appservice.port`), e.g.
+    /// `https://irc-media.example.org`. Required; http(s), no query or fragment. With a path
+    /// (`https://example.org/irc`), links are `https://example.org/irc/_irc/media/...` and the
+    /// reverse proxy must strip `/irc` before forwarding.
+    pub public_url: String,
+    /// The HMAC key that signs links: a file with 32 random bytes in base64, made with mode 0600
+    /// on first start if missing. A relative path is relative to the working directory. Anyone
+    /// with the key can make links to any media the bridge can read; a new key ends every link
+    /// made before. Required.
+    pub signing_key_path: PathBuf,
+    /// Seconds a link works after it was posted; 0 = forever. Default 604800 (7 days).
+    #[serde(default = "default_media_ttl")]
+    pub ttl: u64,
 }
 
 /// One network under `irc.networks`.
@@ -178,6 +213,9 @@ fn default_netsplit_grace() -> u64 {
 fn default_max_backoff() -> u64 {
     300
 }
+fn default_media_ttl() -> u64 {
+    7 * 24 * 3600
+}
 fn default_mechanism() -> String {
     "PLAIN".to_owned()
 }
@@ -265,6 +303,11 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
         ));
     };
     check(&irc).map_err(|(key, problem, fix)| error(&key, problem, Some(fix)))?;
+    if irc.media_proxy.is_some() && irc.media_url.is_some() {
+        warnings.push(format!(
+            "{file}: irc.media_url is not used: irc.media_proxy serves media links"
+        ));
+    }
     if let serde_yaml_ng::Value::Mapping(rest) = &config.network {
         for key in rest
             .keys()
@@ -299,6 +342,9 @@ fn check(irc: &IrcConfig) -> Result<(), Problem> {
             format!("{url:?} is not an http(s) URL"),
             "use the public URL of the homeserver, e.g. https://matrix.example.org",
         ));
+    }
+    if let Some(proxy) = &irc.media_proxy {
+        check_media_proxy(proxy)?;
     }
     for (name, net) in &irc.networks {
         let key = |k: &str| format!("irc.networks.{name}.{k}");
@@ -427,6 +473,36 @@ fn check(irc: &IrcConfig) -> Result<(), Problem> {
     Ok(())
 }
 
+fn check_media_proxy(proxy: &MediaProxyConfig) -> Result<(), Problem> {
+    let url = url::Url::parse(&proxy.public_url).ok();
+    let usable = url.as_ref().is_some_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some_and(|h| !h.is_empty())
+            && u.query().is_none()
+            && u.fragment().is_none()
+            && u.username().is_empty()
+            && u.password().is_none()
+    });
+    if !usable {
+        return Err((
+            "irc.media_proxy.public_url".to_owned(),
+            format!(
+                "{:?} is not an http(s) URL without query, fragment or credentials",
+                proxy.public_url
+            ),
+            "use the URL IRC users reach the bridge at, e.g. https://irc-media.example.org",
+        ));
+    }
+    if proxy.signing_key_path.as_os_str().is_empty() {
+        return Err((
+            "irc.media_proxy.signing_key_path".to_owned(),
+            "is empty".to_owned(),
+            "name a file for the key, e.g. irc-media.key; it is made on first start",
+        ));
+    }
+    Ok(())
+}
+
 /// serde_yaml errors read `path.to.key: problem at line L column C`; splits off the key.
 fn split_yaml_error(message: &str) -> (String, String) {
     match message.split_once(": ") {
@@ -455,6 +531,14 @@ bridge:
 metrics:
   enabled: true                       # /metrics on the appservice port
 irc:
+  # Matrix media reach IRC as links. With authenticated media on the homeserver (the default),
+  # let the bridge serve them at signed links on the appservice port (route /_irc/media/ there):
+  # media_proxy:
+  #   public_url: https://irc-media.example.org   # where IRC users reach this bridge
+  #   signing_key_path: irc-media.key             # made (mode 0600) on first start
+  #   ttl: 604800                                 # seconds a link works; 0 = forever
+  # Without it, links go to the homeserver's unauthenticated media route on this base URL:
+  # media_url: https://matrix.example.org         # default homeserver.address
   networks:
     libera:
       host: irc.libera.chat
@@ -557,6 +641,64 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.key, "irc.networks.net.channel_keys");
+    }
+
+    #[test]
+    fn the_media_proxy_loads_with_its_default_ttl_and_bad_values_name_their_key() {
+        let nets = "  networks:\n    net: {host: irc.x}\n";
+        let loaded = parse(
+            "c.yaml",
+            &with_irc(&format!(
+                "  media_proxy: {{public_url: \"https://media.example.org/\", signing_key_path: k.key}}\n{nets}"
+            )),
+        )
+        .unwrap();
+        let proxy = loaded.irc.media_proxy.unwrap();
+        assert_eq!(proxy.ttl, 604_800);
+        assert_eq!(proxy.signing_key_path, PathBuf::from("k.key"));
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+        for (section, key) in [
+            (
+                "{public_url: \"ftp://x\", signing_key_path: k}",
+                "irc.media_proxy.public_url",
+            ),
+            (
+                "{public_url: \"https://x/?a=b\", signing_key_path: k}",
+                "irc.media_proxy.public_url",
+            ),
+            (
+                "{public_url: \"https://x\", signing_key_path: \"\"}",
+                "irc.media_proxy.signing_key_path",
+            ),
+            (
+                "{public_url: \"https://x\", signing_key_path: k, ttl: -1}",
+                "irc.media_proxy.ttl",
+            ),
+            ("{signing_key_path: k}", "irc.media_proxy"),
+        ] {
+            let err = parse(
+                "c.yaml",
+                &with_irc(&format!("  media_proxy: {section}\n{nets}")),
+            )
+            .unwrap_err();
+            assert_eq!(err.key, key, "{section}: {err}");
+        }
+
+        let both = parse(
+            "c.yaml",
+            &with_irc(&format!(
+                "  media_url: https://hs.x\n  media_proxy: {{public_url: \"https://x\", signing_key_path: k, tls: 1}}\n{nets}"
+            )),
+        )
+        .unwrap();
+        assert_eq!(
+            both.warnings,
+            [
+                "c.yaml: unknown key irc.media_proxy.tls is ignored",
+                "c.yaml: irc.media_url is not used: irc.media_proxy serves media links"
+            ]
+        );
     }
 
     #[test]

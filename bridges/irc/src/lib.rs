@@ -7,7 +7,9 @@
 //! | [`config`] | the `irc:` config section, checked at start |
 //! | [`network`] | the `irc` crate adapter: `IrcNetwork` implements the SDK's `Network` |
 //! | [`convert`] | IRC <-> Matrix formatting, line splitting, nicks and ids (pure) |
+//! | [`media_proxy`] | Matrix media served to IRC users at signed links (`irc.media_proxy`) |
 
 pub mod config;
 pub mod convert;
+pub mod media_proxy;
 pub mod network;

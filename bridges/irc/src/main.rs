@@ -17,6 +17,7 @@ use appservice_sdk::process::{shutdown_signal, write_new_file};
 use appservice_sdk::registration::Registration;
 use clap::Parser;
 use irc_bridge::config;
+use irc_bridge::media_proxy::MediaProxy;
 use irc_bridge::network::IrcNetwork;
 
 /// Bridges IRC channels and Matrix rooms: IRC users as Matrix ghosts, Matrix users with their own
@@ -74,7 +75,21 @@ async fn main() -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    match run(cli, loaded).await {
+    // The media signing key is read (or made) before anything starts, so a bad one is a config
+    // error too; writing the registration needs none.
+    let media_proxy = match &loaded.irc.media_proxy {
+        Some(proxy) if !cli.generate_registration => {
+            match MediaProxy::from_config(proxy, &cli.config) {
+                Ok(proxy) => Some(proxy),
+                Err(e) => {
+                    eprintln!("irc-bridge: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
+    };
+    match run(cli, loaded, media_proxy).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("irc-bridge: {e:#}");
@@ -83,8 +98,12 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<()> {
-    let network = Arc::new(IrcNetwork::new(loaded.irc));
+async fn run(
+    cli: Cli,
+    loaded: config::Loaded,
+    media_proxy: Option<MediaProxy>,
+) -> anyhow::Result<()> {
+    let network = Arc::new(IrcNetwork::with_media_proxy(loaded.irc, media_proxy));
     if cli.generate_registration {
         let registration = Registration::generate(&loaded.config, &network.info().prefixes());
         registration.save(&cli.registration)?;

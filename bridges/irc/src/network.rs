@@ -40,6 +40,7 @@ use ruma::{OwnedRoomId, OwnedUserId, RoomAliasId, RoomId, UserId};
 use crate::config::{IrcConfig, NetworkConfig};
 use crate::convert::ids::{ALIAS_PREFIX, PortalId};
 use crate::convert::nick::{GHOST_PREFIX, irc_lower};
+use crate::media_proxy::MediaProxy;
 
 use self::caps::Sasl;
 use self::connection::{ConnSpec, Connection};
@@ -59,6 +60,8 @@ pub struct IrcNetwork {
 /// What the network's tasks share.
 pub(crate) struct Shared {
     config: IrcConfig,
+    /// Serves media at signed links when `irc.media_proxy` is set.
+    media_proxy: Option<Arc<MediaProxy>>,
     bridge: OnceLock<Bridge>,
     nets: BTreeMap<String, Arc<Net>>,
     workers: Workers,
@@ -170,8 +173,14 @@ impl Net {
 }
 
 impl IrcNetwork {
-    /// A network for `config` (checked with the config).
+    /// A network for `config` (checked with the config), with media links on `irc.media_url`.
     pub fn new(config: IrcConfig) -> Self {
+        Self::with_media_proxy(config, None)
+    }
+
+    /// A network for `config` whose media links go through `media_proxy` (made from
+    /// `irc.media_proxy` with [`MediaProxy::from_config`]), when given.
+    pub fn with_media_proxy(config: IrcConfig, media_proxy: Option<MediaProxy>) -> Self {
         let nets = config
             .networks
             .iter()
@@ -188,6 +197,7 @@ impl IrcNetwork {
         Self {
             inner: Arc::new(Shared {
                 config,
+                media_proxy: media_proxy.map(Arc::new),
                 bridge: OnceLock::new(),
                 nets,
                 workers: Workers::default(),
@@ -261,6 +271,13 @@ impl Shared {
 
     async fn start(self: &Arc<Self>, bridge: Bridge) -> Result<()> {
         let _ = self.bridge.set(bridge.clone());
+        if let Some(proxy) = &self.media_proxy {
+            let appservice = bridge.appservice();
+            proxy.set_upstream(
+                appservice.client().base_url(),
+                &appservice.registration().as_token,
+            );
+        }
         for net in self.nets.values() {
             let sasl =
                 net.config
@@ -346,6 +363,11 @@ impl Network for IrcNetwork {
 
     fn commands(&self) -> Vec<CommandHelp> {
         commands::help()
+    }
+
+    /// `GET /_irc/media/...`, the signed media links, when `irc.media_proxy` is set.
+    fn routes(&self) -> Option<axum::Router> {
+        self.inner.media_proxy.as_ref().map(MediaProxy::router)
     }
 
     /// `nick`, `whois`, `join` and `irc` (see [`commands`]).

@@ -3,9 +3,10 @@
 # 127.0.0.1:8008 (start the stack first: examples/unified/run.sh), on port 8443 (nginx, with a
 # self-signed certificate in place of Let's Encrypt's) or 9443 (Caddy, with its own local CA in
 # place of ACME), and these must come through, with the Host header deciding the site:
-#   matrix.example.org  /_matrix/client/versions, /_matrix/media/*; with TOKEN=<an access token>, a
-#                       20 MB upload (no proxy body limit below max_upload_size) and its download on
-#                       the unauthenticated route the IRC bridge's links use
+#   matrix.example.org  /_matrix/client/versions, /_matrix/media/*, /_irc/media/* (the IRC bridge on
+#                       127.0.0.1:29318, which refuses a made-up link with 403); with TOKEN=<an access
+#                       token>, a 20 MB upload (no proxy body limit below max_upload_size) and its
+#                       download on the authenticated route the IRC bridge fetches files from
 #   example.org         /.well-known/matrix/client and /server: JSON, with CORS on the client one
 # Needs nginx (apt-get install nginx-light), caddy (apt-get install caddy), openssl, curl, jq.
 set -euo pipefail
@@ -23,6 +24,10 @@ if ! curl -sf http://127.0.0.1:8008/_matrix/client/versions >/dev/null; then
     echo "check.sh: no homeserver on 127.0.0.1:8008; start examples/unified/run.sh first" >&2
     exit 2
 fi
+if ! (exec 3<>/dev/tcp/127.0.0.1/29318) 2>/dev/null; then
+    echo "check.sh: no irc-bridge on 127.0.0.1:29318; start examples/unified/run.sh first" >&2
+    exit 2
+fi
 
 failed=0
 expect() {  # expect WHAT ACTUAL WANTED
@@ -35,13 +40,17 @@ probe() {  # probe PORT: the requests above, through whatever listens on PORT
     local hs=https://matrix.example.org:$port site=https://example.org:$port
     expect "versions" "$("${c[@]}" "$hs/_matrix/client/versions" | jq -r 'has("versions")')" true
     expect "media route" "$("${c[@]}" "$hs/_matrix/media/v3/download/localhost/nothere" | jq -r .errcode)" M_NOT_FOUND
+    expect "IRC bridge media route" "$("${c[@]}" -o /dev/null -w '%{http_code}' "$hs/_irc/media/AQAAAAA/made-up.png")" 403
+    expect "IRC bridge media CSP" "$("${c[@]}" -D - -o /dev/null "$hs/_irc/media/AQAAAAA/made-up.png" \
+        | tr -d '\r' | sed -n 's/^[Cc]ontent-[Ss]ecurity-[Pp]olicy: \(sandbox\);.*/\1/p')" sandbox
     if [ -n "${TOKEN:-}" ]; then
         local mxc
         mxc=$("${c[@]}" -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/octet-stream' \
             --data-binary @"$WORK/big" "$hs/_matrix/media/v3/upload?filename=big.bin" | jq -r .content_uri 2>&1 || true)
         expect "20 MB upload" "${mxc%%/*}" "mxc:"
-        expect "20 MB download on the IRC link's route" "$("${c[@]}" -o /dev/null -w '%{size_download}' \
-            "$hs/_matrix/media/v3/download/${mxc#mxc://}")" 20000000
+        expect "20 MB download on the route the IRC bridge fetches from" "$("${c[@]}" -o /dev/null \
+            -w '%{size_download}' -H "Authorization: Bearer $TOKEN" \
+            "$hs/_matrix/client/v1/media/download/${mxc#mxc://}")" 20000000
     else
         echo "  skip 20 MB upload and download (set TOKEN to a user's access token)"
     fi

@@ -236,11 +236,12 @@ pub fn strip_reply_fallback(body: &str) -> &str {
     }
 }
 
-/// IRC text for an `m.room.message` content. `media_url` turns an `mxc://` URI into a link
-/// anyone can open; `pill` maps mentioned user ids to nicks.
+/// IRC text for an `m.room.message` content. `media_url` turns an `mxc://` URI and the file's
+/// name (`filename`, else `body`) into a link anyone can open; `pill` maps mentioned user ids to
+/// nicks.
 pub fn message_text<M, P>(content: &Value, media_url: M, pill: P) -> IrcText
 where
-    M: Fn(&str) -> Option<String>,
+    M: Fn(&str, &str) -> Option<String>,
     P: Fn(&str, &str) -> String,
 {
     let msgtype = content["msgtype"].as_str().unwrap_or("m.text");
@@ -251,7 +252,7 @@ where
     let text = match msgtype {
         "m.image" | "m.file" | "m.audio" | "m.video" => {
             let name = content["filename"].as_str().unwrap_or(body);
-            let url = content["url"].as_str().and_then(&media_url);
+            let url = content["url"].as_str().and_then(|mxc| media_url(mxc, name));
             let size = content["info"]["size"].as_u64().map(human_size);
             let mut line = match (url, size) {
                 (Some(url), Some(size)) => format!("{name} ({size}) {url}"),
@@ -380,28 +381,28 @@ mod tests {
                              "info": {"size": 2048}});
         let t = message_text(
             &content,
-            |mxc| Some(format!("https://dl/{}", &mxc[6..])),
+            |mxc, name| Some(format!("https://dl/{}/{name}", &mxc[6..])),
             by_name,
         );
-        assert_eq!(t.text, "cat.png (2.0 KiB) https://dl/x.org/abc");
+        assert_eq!(t.text, "cat.png (2.0 KiB) https://dl/x.org/abc/cat.png");
         let content = json!({"msgtype": "m.file", "body": "look at this", "filename": "a.pdf",
                              "url": "mxc://x.org/f"});
-        let t = message_text(&content, |_| Some("L".to_owned()), by_name);
-        assert_eq!(t.text, "look at this — a.pdf L");
+        let t = message_text(&content, |_, name| Some(format!("L/{name}")), by_name);
+        assert_eq!(t.text, "look at this — a.pdf L/a.pdf");
     }
 
     #[test]
     fn emotes_and_notices_keep_their_kind() {
         let t = message_text(
             &json!({"msgtype": "m.emote", "body": "waves"}),
-            |_| None,
+            |_, _| None,
             by_name,
         );
         assert!(t.action && !t.notice);
         assert_eq!(t.text, "waves");
         let t = message_text(
             &json!({"msgtype": "m.notice", "body": "n"}),
-            |_| None,
+            |_, _| None,
             by_name,
         );
         assert!(t.notice);

@@ -39,7 +39,7 @@ impl Shared {
         let pills = self.pill_nicks(&net, &message.content).await;
         let text = message_text(
             &message.content,
-            |mxc| self.media_link(mxc),
+            |mxc, name| self.media_link(mxc, name),
             |user, name| pills.get(user).cloned().unwrap_or_else(|| name.to_owned()),
         );
         let mut body = text.text;
@@ -77,7 +77,7 @@ impl Shared {
         let pills = self.pill_nicks(&net, &edit.new_content).await;
         let text = message_text(
             &edit.new_content,
-            |mxc| self.media_link(mxc),
+            |mxc, name| self.media_link(mxc, name),
             |user, name| pills.get(user).cloned().unwrap_or_else(|| name.to_owned()),
         );
         let out = Outgoing {
@@ -224,7 +224,7 @@ impl Shared {
             )
             .await?;
         let link = self
-            .media_link(mxc.as_str())
+            .media_link(mxc.as_str(), "message.txt")
             .unwrap_or_else(|| mxc.to_string());
         let lines = text.lines().count();
         let tail = format!(" … ({lines} lines: {link})");
@@ -253,8 +253,13 @@ impl Shared {
         }
     }
 
-    /// `<homeserver>/_matrix/media/v3/download/<server>/<id>` for an `mxc://` URI.
-    pub(super) fn media_link(&self, mxc: &str) -> Option<String> {
+    /// A link IRC users can open for an `mxc://` URI named `filename`: the media proxy's signed
+    /// link when `irc.media_proxy` is set, else
+    /// `<media_url or homeserver>/_matrix/media/v3/download/<server>/<id>`.
+    pub(super) fn media_link(&self, mxc: &str, filename: &str) -> Option<String> {
+        if let Some(proxy) = &self.media_proxy {
+            return proxy.link(mxc, filename);
+        }
         let rest = mxc.strip_prefix("mxc://")?;
         let base = match &self.config.media_url {
             Some(url) => url.clone(),
