@@ -6,6 +6,7 @@ pub mod activity;
 pub mod appservice;
 pub mod client_event;
 pub mod directory;
+pub mod e2ee;
 pub mod ephemeral;
 pub mod filter;
 pub mod keys;

@@ -208,7 +208,32 @@ impl Services {
         let presence = self
             .presence_events(&req.user_id, since.map(|s| s.stream), now.stream)
             .await?;
-        let has_content = !join.is_empty()
+        let to_device = self
+            .to_device_for_sync(
+                &req.user_id,
+                &req.device_id,
+                since.map(|s| s.stream),
+                now.stream,
+            )
+            .await?;
+        let (changed, left) = match since {
+            Some(s) => {
+                self.device_list_delta(&req.user_id, s.stream, now.stream)
+                    .await?
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let one_time_key_counts = self
+            .one_time_key_counts(&req.user_id, &req.device_id)
+            .await?;
+        let fallback_key_types = self
+            .store
+            .unused_fallback_key_types(&req.user_id, &req.device_id)
+            .await?;
+        let has_content = !to_device.is_empty()
+            || !changed.is_empty()
+            || !left.is_empty()
+            || !join.is_empty()
             || !invite.is_empty()
             || !knock.is_empty()
             || !leave.is_empty()
@@ -219,9 +244,10 @@ impl Services {
             "rooms": {"join": join, "invite": invite, "knock": knock, "leave": leave},
             "account_data": {"events": account_data},
             "presence": {"events": presence},
-            "to_device": {"events": []},
-            "device_lists": {"changed": [], "left": []},
-            "device_one_time_keys_count": {"signed_curve25519": 0},
+            "to_device": {"events": to_device},
+            "device_lists": {"changed": changed, "left": left},
+            "device_one_time_keys_count": one_time_key_counts,
+            "device_unused_fallback_key_types": fallback_key_types,
         });
         Ok((body, has_content))
     }
