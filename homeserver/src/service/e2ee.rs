@@ -360,9 +360,10 @@ impl Services {
         if !room_moved && !self.activity.device_lists_may_have_changed(after) {
             return Ok((Vec::new(), Vec::new()));
         }
-        let sharing = self.users_sharing_a_room(user_id).await?;
+        // Who shares a room now is read only when a candidate needs checking against it.
+        let mut sharing: Option<BTreeSet<String>> = None;
         let mut changed = BTreeSet::new();
-        let mut left = BTreeSet::new();
+        let mut left_candidates = BTreeSet::new();
         for m in &rooms.memberships {
             if !self.activity.room_may_have_changed(&m.room_id, after) {
                 continue;
@@ -382,31 +383,40 @@ impl Services {
                             "join" => {
                                 changed.insert(c.user_id);
                             }
-                            "leave" | "ban" if !sharing.contains(&c.user_id) => {
-                                left.insert(c.user_id);
+                            "leave" | "ban" => {
+                                left_candidates.insert(c.user_id);
                             }
                             _ => {}
                         }
                     }
                 }
                 "leave" | "ban" if newly_mine => {
-                    for u in self.store.room_members(&m.room_id, "join").await? {
-                        if !sharing.contains(&u) {
-                            left.insert(u);
-                        }
-                    }
+                    left_candidates.extend(self.store.room_members(&m.room_id, "join").await?);
                 }
                 _ => {}
             }
         }
         changed.remove(user_id);
-        left.remove(user_id);
+        left_candidates.remove(user_id);
+        let mut left = BTreeSet::new();
+        if !left_candidates.is_empty() {
+            let now_sharing = self.users_sharing_a_room(user_id).await?;
+            left.extend(
+                left_candidates
+                    .into_iter()
+                    .filter(|u| !now_sharing.contains(u)),
+            );
+            sharing = Some(now_sharing);
+        }
         if self.activity.device_lists_may_have_changed(after) {
-            // `sharing` holds the user too: their other devices hear of their own changes.
-            for u in self.store.device_list_changes(after, upto).await? {
-                if sharing.contains(&u) {
-                    changed.insert(u);
-                }
+            let keys_changed = self.store.device_list_changes(after, upto).await?;
+            if !keys_changed.is_empty() {
+                let sharing = match sharing {
+                    Some(s) => s,
+                    None => self.users_sharing_a_room(user_id).await?,
+                };
+                // `sharing` holds the user too: their other devices hear of their own changes.
+                changed.extend(keys_changed.into_iter().filter(|u| sharing.contains(u)));
             }
         }
         Ok((changed.into_iter().collect(), left.into_iter().collect()))

@@ -11,6 +11,7 @@ use crate::support::{Db, TestServer, assert_error};
 on_both_backends!(
     uploaded_device_keys_are_returned_by_query,
     claiming_takes_one_key_at_a_time_then_the_fallback,
+    concurrent_claims_never_get_the_same_key,
     one_time_key_counts_and_fallback_types_reach_sync,
     bad_key_uploads_are_refused_with_their_errcodes,
     to_device_messages_arrive_in_order_once_per_transaction,
@@ -163,6 +164,35 @@ async fn claiming_takes_one_key_at_a_time_then_the_fallback(db: Db) {
     let (bob, _, bob_device) = s.register("carol", "pw").await;
     let c = claim(&s, &bob_token, &bob, &bob_device).await;
     assert_eq!(c["one_time_keys"], json!({}), "{c}");
+}
+
+async fn concurrent_claims_never_get_the_same_key(db: Db) {
+    let s = TestServer::start(db).await;
+    let (alice, token, device) = s.register("alice", "pw").await;
+    let (_, bob_token, _) = s.register("bob", "pw").await;
+    let keys: serde_json::Map<String, Value> = (0..5)
+        .map(|i| {
+            (
+                format!("signed_curve25519:K{i}"),
+                signed_key(&alice, &format!("k{i}")),
+            )
+        })
+        .collect();
+    upload(&s, &token, json!({ "one_time_keys": keys })).await;
+    let claims =
+        futures::future::join_all((0..10).map(|_| claim(&s, &bob_token, &alice, &device))).await;
+    let mut got: Vec<String> = claims
+        .iter()
+        .filter_map(|c| c["one_time_keys"][&alice][&device].as_object())
+        .flat_map(|keys| keys.keys().cloned())
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        (0..5)
+            .map(|i| format!("signed_curve25519:K{i}"))
+            .collect::<Vec<_>>()
+    );
 }
 
 async fn one_time_key_counts_and_fallback_types_reach_sync(db: Db) {

@@ -1,5 +1,5 @@
 //! End-to-end encryption keys: upload, query, claim, changes, cross-signing keys and signatures.
-//! <https://spec.matrix.org/v1.16/client-server-api/#key-management-api>
+//! <https://spec.matrix.org/latest/client-server-api/#key-management-api>
 
 use std::collections::BTreeMap;
 

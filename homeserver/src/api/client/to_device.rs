@@ -1,5 +1,5 @@
 //! Send-to-device messaging.
-//! <https://spec.matrix.org/v1.16/client-server-api/#send-to-device-messaging>
+//! <https://spec.matrix.org/latest/client-server-api/#send-to-device-messaging>
 
 use axum::{Router, extract::State};
 use ruma::api::client::to_device::send_event_to_device::v3 as send_to_device;
