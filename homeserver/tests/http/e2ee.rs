@@ -293,6 +293,21 @@ async fn to_device_messages_arrive_in_order_once_per_transaction(db: Db) {
     )
     .await;
     send_to_device(&s, &token, "t2", json!({&bob: {"*": {"body": "two"}}})).await;
+    // A device that does not exist gets nothing, and nothing waits for it.
+    send_to_device(
+        &s,
+        &token,
+        "t3",
+        json!({&bob: {"NOSUCH": {"body": "lost"}}}),
+    )
+    .await;
+    let waiting = s
+        .services
+        .store
+        .to_device_messages(&bob, "NOSUCH", i64::MAX)
+        .await
+        .unwrap();
+    assert!(waiting.is_empty(), "{waiting:?}");
 
     let sync = s.sync(&bob_token, Some(&since), 0).await;
     assert_eq!(to_device_bodies(&sync), ["one", "two"], "{sync}");

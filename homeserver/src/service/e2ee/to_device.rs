@@ -1,6 +1,8 @@
 //! To-device messages: queued per device on the shared stream, delivered by `/sync` in order,
 //! and dropped once the device syncs past them (the spec's acknowledgement).
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use crate::{
@@ -20,7 +22,8 @@ pub struct Outgoing {
 
 impl Services {
     /// Queues messages of `event_type` from the requester's device. A repeated `txn_id` (per
-    /// device) sends nothing again. Recipients on other servers are skipped (no federation yet).
+    /// device) sends nothing again. Recipients on other servers and devices that do not exist
+    /// are skipped (no federation yet).
     pub async fn send_to_device(
         &self,
         who: &Requester,
@@ -31,20 +34,22 @@ impl Services {
         let reservation = self.stream.reserve();
         let suffix = format!(":{}", self.config.server_name);
         let mut rows = Vec::new();
+        let mut existing: HashMap<String, Vec<String>> = HashMap::new();
         for m in messages {
             if !m.user_id.ends_with(&suffix) {
                 continue;
             }
-            let devices = if m.device_id == "*" {
-                self.store
-                    .devices(&m.user_id)
-                    .await?
-                    .into_iter()
-                    .map(|d| d.device_id)
-                    .collect()
-            } else {
-                vec![m.device_id]
-            };
+            // Only devices that exist: a message for an unknown device would wait forever.
+            if !existing.contains_key(&m.user_id) {
+                let ids = self.store.devices(&m.user_id).await?;
+                let ids = ids.into_iter().map(|d| d.device_id).collect();
+                existing.insert(m.user_id.clone(), ids);
+            }
+            let devices: Vec<String> = existing[&m.user_id]
+                .iter()
+                .filter(|d| m.device_id == "*" || **d == m.device_id)
+                .cloned()
+                .collect();
             for device_id in devices {
                 rows.push(ToDeviceRow {
                     user_id: m.user_id.clone(),
