@@ -51,6 +51,8 @@ pub struct Activity {
     device_lists: Mutex<HashMap<String, i64>>,
     /// The last change of anyone's devices or keys.
     device_lists_any: AtomicI64,
+    /// Users a to-device message was queued for.
+    to_device: Mutex<HashMap<String, i64>>,
 }
 
 /// Records a change; returns the newest position dropped to make room, if any.
@@ -193,7 +195,13 @@ impl Activity {
 
     /// A to-device message for `user_id` was queued at `position`.
     pub fn to_device_queued(&self, user_id: &str, position: i64) {
+        self.bump(&self.to_device, user_id, position);
         self.user_changed(user_id, position);
+    }
+
+    /// Whether a to-device message may have been queued for `user_id` after `after`.
+    pub fn to_device_may_have_changed(&self, user_id: &str, after: i64) -> bool {
+        self.moved(&self.to_device, user_id, after)
     }
 
     pub fn membership_changed(&self, _room_id: &str, user_id: &str, position: i64) {

@@ -2,6 +2,7 @@
 //! cross-signing keys and signatures, and which users' device lists changed. The server stores
 //! and relays; it never sees a plaintext.
 
+pub mod device_cache;
 pub mod to_device;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -13,6 +14,8 @@ use crate::{
     service::{Services, accounts::Requester},
     store::{KeySignatureRow, OneTimeKeyRow},
 };
+
+use device_cache::KeyCounts;
 
 /// The cross-signing key types, as stored and as named in `/keys/query`.
 pub const CROSS_SIGNING_TYPES: [(&str, &str); 3] = [
@@ -73,7 +76,32 @@ impl Services {
                 .set_fallback_key(&who.user_id, &who.device_id, key)
                 .await?;
         }
+        self.device_cache
+            .forget_counts(&who.user_id, &who.device_id);
         self.one_time_key_counts(&who.user_id, &who.device_id).await
+    }
+
+    /// A device's one-time key counts and unused fallback key types, as `/sync` reports them;
+    /// from memory while they have not changed.
+    pub async fn device_key_counts(
+        &self,
+        user_id: &str,
+        device_id: &str,
+    ) -> Result<std::sync::Arc<KeyCounts>> {
+        let (cached, generation) = self.device_cache.counts(user_id, device_id);
+        if let Some(counts) = cached {
+            return Ok(counts);
+        }
+        let counts = KeyCounts {
+            one_time: self.one_time_key_counts(user_id, device_id).await?,
+            unused_fallback: self
+                .store
+                .unused_fallback_key_types(user_id, device_id)
+                .await?,
+        };
+        self.device_cache
+            .set_counts(user_id, device_id, counts.clone(), generation);
+        Ok(std::sync::Arc::new(counts))
     }
 
     /// Unclaimed one-time keys per algorithm, `signed_curve25519` always present.
@@ -157,11 +185,12 @@ impl Services {
         for (user_id, devices) in wanted {
             let mut of_user = Map::new();
             for (device_id, algorithm) in devices {
-                if let Some(key) = self
+                let key = self
                     .store
                     .claim_one_time_key(user_id, device_id, algorithm)
-                    .await?
-                {
+                    .await?;
+                self.device_cache.forget_counts(user_id, device_id);
+                if let Some(key) = key {
                     let value: Value =
                         serde_json::from_str(&key.key_json).map_err(Error::internal)?;
                     of_user.insert(device_id.clone(), json!({ key.key_id: value }));

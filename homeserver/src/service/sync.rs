@@ -223,13 +223,7 @@ impl Services {
             }
             None => (Vec::new(), Vec::new()),
         };
-        let one_time_key_counts = self
-            .one_time_key_counts(&req.user_id, &req.device_id)
-            .await?;
-        let fallback_key_types = self
-            .store
-            .unused_fallback_key_types(&req.user_id, &req.device_id)
-            .await?;
+        let key_counts = self.device_key_counts(&req.user_id, &req.device_id).await?;
         let has_content = !to_device.is_empty()
             || !changed.is_empty()
             || !left.is_empty()
@@ -246,8 +240,8 @@ impl Services {
             "presence": {"events": presence},
             "to_device": {"events": to_device},
             "device_lists": {"changed": changed, "left": left},
-            "device_one_time_keys_count": one_time_key_counts,
-            "device_unused_fallback_key_types": fallback_key_types,
+            "device_one_time_keys_count": key_counts.one_time,
+            "device_unused_fallback_key_types": key_counts.unused_fallback,
         });
         Ok((body, has_content))
     }

@@ -85,6 +85,12 @@ impl Services {
         since: Option<i64>,
         upto: i64,
     ) -> Result<Vec<Value>> {
+        // Known to have nothing pending, and nothing queued for the user since: no read.
+        if let Some(empty_at) = self.device_cache.to_device_empty_at(user_id, device_id)
+            && !self.activity.to_device_may_have_changed(user_id, empty_at)
+        {
+            return Ok(Vec::new());
+        }
         let pending = self
             .store
             .to_device_messages(user_id, device_id, upto)
@@ -94,6 +100,13 @@ impl Services {
             self.store
                 .delete_to_device_messages(user_id, device_id, since)
                 .await?;
+        }
+        if pending.iter().all(|m| m.stream_id <= since) {
+            // Everything up to `upto` was read, and what was there is deleted now.
+            self.device_cache
+                .set_to_device_empty(user_id, device_id, upto);
+        } else {
+            self.device_cache.forget_to_device(user_id, device_id);
         }
         pending
             .into_iter()
