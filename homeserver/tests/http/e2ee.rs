@@ -18,6 +18,7 @@ on_both_backends!(
     syncing_past_to_device_messages_acknowledges_them,
     a_long_poll_wakes_for_a_to_device_message,
     deleting_a_device_drops_its_pending_messages,
+    a_deleted_devices_keys_go_and_room_members_are_told,
     device_lists_report_a_members_new_keys_and_wake_a_long_poll,
     device_lists_report_new_and_departed_room_members,
     cross_signing_keys_need_uia_once_set_and_are_queried,
@@ -391,6 +392,37 @@ async fn deleting_a_device_drops_its_pending_messages(db: Db) {
         .await
         .unwrap();
     assert!(pending.is_empty(), "{pending:?}");
+}
+
+async fn a_deleted_devices_keys_go_and_room_members_are_told(db: Db) {
+    let s = TestServer::start(db).await;
+    let (_, token, _) = s.register("alice", "pw").await;
+    let (bob, bob_token, bob_device) = s.register("bob", "pw").await;
+    let room = s
+        .create_room(&token, json!({"preset": "public_chat"}))
+        .await;
+    s.join(&bob_token, &room).await;
+    upload(
+        &s,
+        &bob_token,
+        json!({"device_keys": device_keys(&bob, &bob_device, "curve-b")}),
+    )
+    .await;
+    let since = next_batch(&s, &token, None).await;
+    let (status, _) = s
+        .post("/_matrix/client/v3/logout", Some(&bob_token), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sync = s.sync(&token, Some(&since), 0).await;
+    assert_eq!(changed(&sync), [bob.as_str()], "{sync}");
+    let (_, q) = s
+        .post(
+            "/_matrix/client/v3/keys/query",
+            Some(&token),
+            json!({"device_keys": {bob.clone(): []}}),
+        )
+        .await;
+    assert_eq!(q["device_keys"][&bob], json!({}), "{q}");
 }
 
 async fn device_lists_report_a_members_new_keys_and_wake_a_long_poll(db: Db) {
