@@ -60,20 +60,26 @@ impl Store {
         Ok(true)
     }
 
-    /// A device's pending messages up to and including `upto`, oldest first.
+    /// A device's pending messages after `after` up to and including `upto`, oldest first, at
+    /// most `limit`.
     pub async fn to_device_messages(
         &self,
         user_id: &str,
         device_id: &str,
+        after: i64,
         upto: i64,
+        limit: i64,
     ) -> Result<Vec<ToDeviceRow>> {
         let rows = sqlx::query(
             "SELECT stream_id, sender, event_type, content FROM to_device_messages \
-             WHERE user_id = $1 AND device_id = $2 AND stream_id <= $3 ORDER BY stream_id",
+             WHERE user_id = $1 AND device_id = $2 AND stream_id > $3 AND stream_id <= $4 \
+             ORDER BY stream_id LIMIT $5",
         )
         .bind(user_id)
         .bind(device_id)
+        .bind(after)
         .bind(upto)
+        .bind(limit)
         .fetch_all(&self.reader)
         .await?;
         rows.iter()

@@ -17,6 +17,7 @@ on_both_backends!(
     to_device_messages_arrive_in_order_once_per_transaction,
     syncing_past_to_device_messages_acknowledges_them,
     a_long_poll_wakes_for_a_to_device_message,
+    a_sync_holds_back_to_device_messages_past_a_hundred,
     deleting_a_device_drops_its_pending_messages,
     a_deleted_devices_keys_go_and_room_members_are_told,
     device_lists_report_a_members_new_keys_and_wake_a_long_poll,
@@ -305,7 +306,7 @@ async fn to_device_messages_arrive_in_order_once_per_transaction(db: Db) {
     let waiting = s
         .services
         .store
-        .to_device_messages(&bob, "NOSUCH", i64::MAX)
+        .to_device_messages(&bob, "NOSUCH", 0, i64::MAX, 10)
         .await
         .unwrap();
     assert!(waiting.is_empty(), "{waiting:?}");
@@ -370,6 +371,32 @@ async fn a_long_poll_wakes_for_a_to_device_message(db: Db) {
     );
 }
 
+async fn a_sync_holds_back_to_device_messages_past_a_hundred(db: Db) {
+    let s = TestServer::start(db).await;
+    let (_, token, _) = s.register("alice", "pw").await;
+    let (bob, bob_token, bob_device) = s.register("bob", "pw").await;
+    let since = next_batch(&s, &bob_token, None).await;
+    for i in 0..150 {
+        let body = json!({&bob: {&bob_device: {"body": format!("m{i}")}}});
+        send_to_device(&s, &token, &format!("t{i}"), body).await;
+    }
+    let first = s.sync(&bob_token, Some(&since), 0).await;
+    let bodies = to_device_bodies(&first);
+    assert_eq!(bodies.len(), 100);
+    assert_eq!((bodies[0].as_str(), bodies[99].as_str()), ("m0", "m99"));
+    // The rest comes at once, even from a long-poll, and then nothing more.
+    let started = Instant::now();
+    let second = s
+        .sync(&bob_token, first["next_batch"].as_str(), 10_000)
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let bodies = to_device_bodies(&second);
+    assert_eq!(bodies.len(), 50);
+    assert_eq!((bodies[0].as_str(), bodies[49].as_str()), ("m100", "m149"));
+    let third = s.sync(&bob_token, second["next_batch"].as_str(), 0).await;
+    assert!(to_device_bodies(&third).is_empty(), "{third}");
+}
+
 async fn deleting_a_device_drops_its_pending_messages(db: Db) {
     let s = TestServer::start(db).await;
     let (_, token, _) = s.register("alice", "pw").await;
@@ -388,7 +415,7 @@ async fn deleting_a_device_drops_its_pending_messages(db: Db) {
     let pending = s
         .services
         .store
-        .to_device_messages(&bob, &bob_device, i64::MAX)
+        .to_device_messages(&bob, &bob_device, 0, i64::MAX, 10)
         .await
         .unwrap();
     assert!(pending.is_empty(), "{pending:?}");

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::{
     error::{Error, Result},
-    service::{Services, accounts::Requester},
+    service::{Services, accounts::Requester, sync::MAX_TO_DEVICE},
     store::ToDeviceRow,
 };
 
@@ -76,45 +76,51 @@ impl Services {
         Ok(())
     }
 
-    /// The device's messages to deliver in a sync from `since` up to `upto`: those after
-    /// `since`; the ones up to `since` were delivered before and are dropped now.
+    /// The device's messages to deliver in a sync from `since` up to `upto`, at most
+    /// [`MAX_TO_DEVICE`]: those after `since`; the ones up to `since` were delivered before and
+    /// are dropped now. Also the position delivered up to when some were held back.
     pub(crate) async fn to_device_for_sync(
         &self,
         user_id: &str,
         device_id: &str,
         since: Option<i64>,
         upto: i64,
-    ) -> Result<Vec<Value>> {
-        // Known to have nothing pending, and nothing queued for the user since: no read.
+    ) -> Result<(Vec<Value>, Option<i64>)> {
+        // Known to have nothing pending, and nothing queued for the user since: no query.
         if let Some(empty_at) = self.device_cache.to_device_empty_at(user_id, device_id)
             && !self.activity.to_device_may_have_changed(user_id, empty_at)
         {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
-        let pending = self
-            .store
-            .to_device_messages(user_id, device_id, upto)
-            .await?;
         let since = since.unwrap_or(0);
-        if pending.iter().any(|m| m.stream_id <= since) {
+        if since > 0 {
             self.store
                 .delete_to_device_messages(user_id, device_id, since)
                 .await?;
         }
-        if pending.iter().all(|m| m.stream_id <= since) {
-            // Everything up to `upto` was read, and what was there is deleted now.
+        let mut pending = self
+            .store
+            .to_device_messages(user_id, device_id, since, upto, MAX_TO_DEVICE as i64 + 1)
+            .await?;
+        let held_back = pending.len() > MAX_TO_DEVICE;
+        pending.truncate(MAX_TO_DEVICE);
+        if pending.is_empty() {
+            // Everything up to `upto` was read, and what was acknowledged is deleted now.
             self.device_cache
                 .set_to_device_empty(user_id, device_id, upto);
         } else {
             self.device_cache.forget_to_device(user_id, device_id);
         }
-        pending
+        let delivered_upto = held_back
+            .then(|| pending.last().map(|m| m.stream_id))
+            .flatten();
+        let events = pending
             .into_iter()
-            .filter(|m| m.stream_id > since)
             .map(|m| {
                 let content: Value = serde_json::from_str(&m.content).map_err(Error::internal)?;
                 Ok(json!({"sender": m.sender, "type": m.event_type, "content": content}))
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((events, delivered_upto))
     }
 }
