@@ -3,9 +3,10 @@
 //! and relays; it never sees a plaintext.
 
 pub mod device_cache;
+pub mod signatures;
 pub mod to_device;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
@@ -239,6 +240,28 @@ impl Services {
                 "Upload a master key before the keys it signs",
             ));
         }
+        // The self-signing and user-signing keys must carry the master key's signature: the
+        // master key of this request, else the stored one.
+        let master = rows
+            .iter()
+            .find(|(t, _)| t == "master")
+            .map(|(_, j)| j.clone())
+            .or_else(|| existing.get("master").cloned());
+        let master_public = master
+            .and_then(|j| serde_json::from_str::<Value>(&j).ok())
+            .and_then(|m| public_key(&m));
+        for (key_type, key_json) in rows.iter().filter(|(t, _)| t != "master") {
+            let key: Value = serde_json::from_str(key_json).map_err(Error::internal)?;
+            let signed = master_public.as_deref().is_some_and(|public| {
+                signatures::signature_by(&key, &who.user_id, &format!("ed25519:{public}"))
+                    .is_some_and(|sig| signatures::is_valid(&key, public, sig))
+            });
+            if !signed {
+                return Err(Error::invalid_param(format!(
+                    "The {key_type} key is not signed by the master key"
+                )));
+            }
+        }
         if rows.is_empty() {
             return Ok(());
         }
@@ -279,55 +302,75 @@ impl Services {
         signed: BTreeMap<String, Vec<(String, Value)>>,
     ) -> Result<Value> {
         let mut failures = Map::new();
+        let signing_keys = self.signing_keys_of(&who.user_id).await?;
         for (user_id, keys) in signed {
-            let devices: HashSet<String> = self
-                .store
-                .device_keys(&user_id)
-                .await?
-                .into_iter()
-                .map(|(d, _)| d)
-                .collect();
-            let cross: HashSet<String> = self
-                .store
-                .cross_signing_keys(&user_id)
-                .await?
-                .into_iter()
-                .filter_map(|(_, j)| public_key(&serde_json::from_str(&j).ok()?))
-                .collect();
+            // The target's keys as stored, by device id or cross-signing public key: signatures
+            // are checked against these, not against what the request carries.
+            let mut stored: BTreeMap<String, Value> = BTreeMap::new();
+            if user_id == who.user_id {
+                for (device_id, json) in self.store.device_keys(&user_id).await? {
+                    stored.insert(
+                        device_id,
+                        serde_json::from_str(&json).map_err(Error::internal)?,
+                    );
+                }
+            }
+            for (_, json) in self.store.cross_signing_keys(&user_id).await? {
+                let key: Value = serde_json::from_str(&json).map_err(Error::internal)?;
+                if let Some(public) = public_key(&key) {
+                    stored.insert(public, key);
+                }
+            }
             let mut rows = Vec::new();
             let mut failed = Map::new();
             for (key_id, object) in keys {
-                let known = cross.contains(&key_id)
-                    || (user_id == who.user_id && devices.contains(&key_id));
-                if !known {
+                let Some(target) = stored.get(&key_id) else {
                     failed.insert(
                         key_id,
                         json!({"errcode": "M_NOT_FOUND", "error": "No such key"}),
                     );
                     continue;
-                }
-                let signatures = object
+                };
+                let mut signatures = object
                     .get("signatures")
                     .and_then(|s| s.get(&who.user_id))
-                    .and_then(Value::as_object);
-                let Some(signatures) = signatures.filter(|s| !s.is_empty()) else {
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                if signatures.is_empty() {
                     failed.insert(
                         key_id,
                         json!({"errcode": "M_INVALID_SIGNATURE", "error": "No signature of yours"}),
                     );
                     continue;
-                };
-                for (signer_key_id, signature) in signatures {
-                    let Some(signature) = signature.as_str() else {
-                        continue;
-                    };
-                    rows.push(KeySignatureRow {
-                        target_key_id: key_id.clone(),
-                        signer_user_id: who.user_id.clone(),
-                        signer_key_id: signer_key_id.clone(),
-                        signature: signature.to_owned(),
-                    });
                 }
+                // Clients send the key back whole: the signatures it already carries (the
+                // device's own, say) are not new.
+                signatures.retain(|signer_key_id, signature| {
+                    signatures::signature_by(target, &who.user_id, signer_key_id)
+                        != signature.as_str()
+                });
+                let valid: Vec<KeySignatureRow> = signatures
+                    .iter()
+                    .filter_map(|(signer_key_id, signature)| {
+                        let signature = signature.as_str()?;
+                        let public = signing_keys.get(signer_key_id)?;
+                        signatures::is_valid(target, public, signature).then(|| KeySignatureRow {
+                            target_key_id: key_id.clone(),
+                            signer_user_id: who.user_id.clone(),
+                            signer_key_id: signer_key_id.clone(),
+                            signature: signature.to_owned(),
+                        })
+                    })
+                    .collect();
+                if valid.len() != signatures.len() {
+                    failed.insert(
+                        key_id,
+                        json!({"errcode": "M_INVALID_SIGNATURE", "error": "Invalid signature"}),
+                    );
+                    continue;
+                }
+                rows.extend(valid);
             }
             if !rows.is_empty() {
                 let reservation = self.stream.reserve();
@@ -342,6 +385,26 @@ impl Services {
             }
         }
         Ok(json!({ "failures": failures }))
+    }
+
+    /// The ed25519 keys `user_id` signs with, by key id: their devices' keys and their
+    /// cross-signing keys.
+    async fn signing_keys_of(&self, user_id: &str) -> Result<BTreeMap<String, String>> {
+        let mut keys = BTreeMap::new();
+        let device_keys = self.store.device_keys(user_id).await?;
+        let cross = self.store.cross_signing_keys(user_id).await?;
+        for (_, json) in device_keys.iter().chain(&cross) {
+            let key: Value = serde_json::from_str(json).map_err(Error::internal)?;
+            let Some(map) = key.get("keys").and_then(Value::as_object) else {
+                continue;
+            };
+            for (id, public) in map {
+                if let (true, Some(public)) = (id.starts_with("ed25519:"), public.as_str()) {
+                    keys.insert(id.clone(), public.to_owned());
+                }
+            }
+        }
+        Ok(keys)
     }
 
     /// Records that `user_id`'s devices changed (devices deleted) and wakes who shares a room.

@@ -3,7 +3,12 @@
 
 use std::time::{Duration, Instant};
 
+use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use http::StatusCode;
+use ruma::{
+    CanonicalJsonValue,
+    signatures::{Ed25519KeyPair, sign_json},
+};
 use serde_json::{Value, json};
 
 use crate::support::{Db, TestServer, assert_error};
@@ -531,23 +536,53 @@ async fn device_lists_report_new_and_departed_room_members(db: Db) {
     );
 }
 
-fn cross_signing_key(user: &str, usage: &str, public: &str) -> Value {
-    json!({
-        "user_id": user,
-        "usage": [usage],
-        "keys": {format!("ed25519:{public}"): public},
-    })
+/// An ed25519 key a test signs with, named by its public key as cross-signing keys are.
+struct SigningKey {
+    pair: Ed25519KeyPair,
+    public: String,
+}
+
+impl SigningKey {
+    fn new() -> Self {
+        let der = Ed25519KeyPair::generate();
+        let unnamed = Ed25519KeyPair::from_der(&der, String::new()).unwrap();
+        let public = STANDARD_NO_PAD.encode(unnamed.public_key());
+        let pair = Ed25519KeyPair::from_der(&der, public.clone()).unwrap();
+        Self { pair, public }
+    }
+
+    fn key_id(&self) -> String {
+        format!("ed25519:{}", self.public)
+    }
+
+    /// This key as a cross-signing key of `user` with `usage`.
+    fn cross_signing(&self, user: &str, usage: &str) -> Value {
+        json!({"user_id": user, "usage": [usage], "keys": {self.key_id(): self.public}})
+    }
+
+    /// `value` with this key's signature (as `user`) added.
+    fn sign(&self, user: &str, value: &Value) -> Value {
+        let CanonicalJsonValue::Object(mut object) =
+            CanonicalJsonValue::try_from(value.clone()).unwrap()
+        else {
+            panic!("not an object: {value}")
+        };
+        sign_json(user, &self.pair, &mut object).unwrap();
+        serde_json::to_value(object).unwrap()
+    }
 }
 
 async fn cross_signing_keys_need_uia_once_set_and_are_queried(db: Db) {
     let s = TestServer::start(db).await;
     let (alice, token, _) = s.register("alice", "pw").await;
-    let (_, bob_token, _) = s.register("bob", "pw").await;
+    let (bob, bob_token, _) = s.register("bob", "pw").await;
     let path = "/_matrix/client/v3/keys/device_signing/upload";
+    let (master, self_signing, user_signing) =
+        (SigningKey::new(), SigningKey::new(), SigningKey::new());
     let first = json!({
-        "master_key": cross_signing_key(&alice, "master", "MASTER1"),
-        "self_signing_key": cross_signing_key(&alice, "self_signing", "SELF1"),
-        "user_signing_key": cross_signing_key(&alice, "user_signing", "USER1"),
+        "master_key": master.cross_signing(&alice, "master"),
+        "self_signing_key": master.sign(&alice, &self_signing.cross_signing(&alice, "self_signing")),
+        "user_signing_key": master.sign(&alice, &user_signing.cross_signing(&alice, "user_signing")),
     });
     // No master key yet: no user-interactive auth.
     let (status, body) = s.post(path, Some(&token), first.clone()).await;
@@ -556,7 +591,8 @@ async fn cross_signing_keys_need_uia_once_set_and_are_queried(db: Db) {
     let (status, body) = s.post(path, Some(&token), first).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // New keys: a password is asked for, then accepted.
-    let new = json!({"master_key": cross_signing_key(&alice, "master", "MASTER2")});
+    let master2 = SigningKey::new();
+    let new = json!({"master_key": master2.cross_signing(&alice, "master")});
     let (status, challenge) = s.post(path, Some(&token), new.clone()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
     let session = challenge["session"].as_str().unwrap();
@@ -568,8 +604,18 @@ async fn cross_signing_keys_need_uia_once_set_and_are_queried(db: Db) {
     let (status, body) = s.post(path, Some(&token), with_auth).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let bad = json!({"master_key": cross_signing_key(&alice, "self_signing", "X")});
-    let refused = s.post(path, Some(&bob_token), bad).await;
+    let wrong_usage = json!({"master_key": master.cross_signing(&bob, "self_signing")});
+    let refused = s.post(path, Some(&bob_token), wrong_usage).await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+    let not_mine = json!({"master_key": master.cross_signing(&alice, "master")});
+    let refused = s.post(path, Some(&bob_token), not_mine).await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+    let bob_master = SigningKey::new();
+    let unsigned = json!({
+        "master_key": bob_master.cross_signing(&bob, "master"),
+        "self_signing_key": SigningKey::new().cross_signing(&bob, "self_signing"),
+    });
+    let refused = s.post(path, Some(&bob_token), unsigned).await;
     assert_error(&refused, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
 
     let query = json!({"device_keys": {alice.clone(): []}});
@@ -581,20 +627,20 @@ async fn cross_signing_keys_need_uia_once_set_and_are_queried(db: Db) {
         )
         .await;
     assert_eq!(
-        by_bob["master_keys"][&alice]["keys"]["ed25519:MASTER2"],
-        "MASTER2"
+        by_bob["master_keys"][&alice]["keys"][master2.key_id()],
+        master2.public.as_str()
     );
     assert_eq!(
-        by_bob["self_signing_keys"][&alice]["keys"]["ed25519:SELF1"],
-        "SELF1"
+        by_bob["self_signing_keys"][&alice]["keys"][self_signing.key_id()],
+        self_signing.public.as_str()
     );
     assert!(by_bob.get("user_signing_keys").is_none(), "{by_bob}");
     let (_, by_alice) = s
         .post("/_matrix/client/v3/keys/query", Some(&token), query)
         .await;
     assert_eq!(
-        by_alice["user_signing_keys"][&alice]["keys"]["ed25519:USER1"],
-        "USER1"
+        by_alice["user_signing_keys"][&alice]["keys"][user_signing.key_id()],
+        user_signing.public.as_str()
     );
 }
 
@@ -608,28 +654,42 @@ async fn uploaded_signatures_are_merged_into_queried_keys(db: Db) {
     s.join(&bob_token, &room).await;
     let keys = device_keys(&alice, &device, "curve-a");
     upload(&s, &token, json!({"device_keys": keys.clone()})).await;
+    let (master, self_signing) = (SigningKey::new(), SigningKey::new());
     let (status, body) = s
         .post(
             "/_matrix/client/v3/keys/device_signing/upload",
             Some(&token),
-            json!({"self_signing_key": cross_signing_key(&alice, "self_signing", "SELF1"),
-                   "master_key": cross_signing_key(&alice, "master", "MASTER1")}),
+            json!({
+                "master_key": master.cross_signing(&alice, "master"),
+                "self_signing_key":
+                    master.sign(&alice, &self_signing.cross_signing(&alice, "self_signing")),
+            }),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let bob_since = next_batch(&s, &bob_token, None).await;
 
-    let mut signed = keys.clone();
-    signed["signatures"] = json!({&alice: {"ed25519:SELF1": "c2VsZi1zaWduZWQ"}});
+    let signed = self_signing.sign(&alice, &keys);
+    let signature = signed["signatures"][&alice][self_signing.key_id()].clone();
+    let mut forged = master.cross_signing(&alice, "master");
+    forged["signatures"] = json!({&alice: {self_signing.key_id(): "Zm9yZ2VkIHNpZ25hdHVyZQ"}});
     let (status, body) = s
         .post(
             "/_matrix/client/v3/keys/signatures/upload",
             Some(&token),
-            json!({&alice: {&device: signed, "NOSUCH": {"signatures": {}}}}),
+            json!({&alice: {
+                &device: signed,
+                "NOSUCH": {"signatures": {}},
+                &master.public: forged,
+            }}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["failures"][&alice]["NOSUCH"]["errcode"], "M_NOT_FOUND");
+    assert_eq!(
+        body["failures"][&alice][&master.public]["errcode"], "M_INVALID_SIGNATURE",
+        "{body}"
+    );
 
     let (_, q) = s
         .post(
@@ -639,8 +699,13 @@ async fn uploaded_signatures_are_merged_into_queried_keys(db: Db) {
         )
         .await;
     let sigs = &q["device_keys"][&alice][&device]["signatures"][&alice];
-    assert_eq!(sigs["ed25519:SELF1"], "c2VsZi1zaWduZWQ", "{q}");
+    assert_eq!(sigs[self_signing.key_id()], signature, "{q}");
     assert_eq!(sigs[format!("ed25519:{device}")], "c2lnbmF0dXJl", "{q}");
+    let master_sigs = &q["master_keys"][&alice]["signatures"];
+    assert!(
+        master_sigs.get(&alice).is_none(),
+        "the forged signature was kept: {q}"
+    );
     // A new signature is a change of alice's keys for those who share a room.
     let sync = s.sync(&bob_token, Some(&bob_since), 0).await;
     assert_eq!(changed(&sync), [alice.as_str()], "{sync}");
