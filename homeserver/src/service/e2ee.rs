@@ -262,6 +262,13 @@ impl Services {
                 )));
             }
         }
+        // Keys repeated as stored change nothing, and nobody needs to hear of them.
+        rows.retain(|(t, j)| {
+            let stored = existing
+                .get(t)
+                .and_then(|e| serde_json::from_str::<Value>(e).ok());
+            stored != serde_json::from_str::<Value>(j).ok()
+        });
         if rows.is_empty() {
             return Ok(());
         }
@@ -273,9 +280,8 @@ impl Services {
             .await
     }
 
-    /// Whether `keys` (by stored type) match the user's stored cross-signing keys exactly, and a
-    /// master key is stored: the spec's case for skipping user-interactive auth the other way
-    /// round is "no master key yet".
+    /// Whether publishing `keys` needs user-interactive auth: the spec spares a user with no
+    /// master key stored yet, and a request that repeats the stored keys exactly.
     pub async fn cross_signing_upload_needs_auth(
         &self,
         user_id: &str,

@@ -587,9 +587,12 @@ async fn cross_signing_keys_need_uia_once_set_and_are_queried(db: Db) {
     // No master key yet: no user-interactive auth.
     let (status, body) = s.post(path, Some(&token), first.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    // The same keys again: none needed either.
+    // The same keys again: none needed either, and it is no change of alice's keys.
+    let since = next_batch(&s, &token, None).await;
     let (status, body) = s.post(path, Some(&token), first).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let sync = s.sync(&token, Some(&since), 0).await;
+    assert!(changed(&sync).is_empty(), "{sync}");
     // New keys: a password is asked for, then accepted.
     let master2 = SigningKey::new();
     let new = json!({"master_key": master2.cross_signing(&alice, "master")});
