@@ -53,6 +53,8 @@ pub struct Activity {
     device_lists_any: AtomicI64,
     /// Users a to-device message was queued for.
     to_device: Mutex<HashMap<String, i64>>,
+    /// Rooms whose memberships changed.
+    members: Mutex<HashMap<String, i64>>,
 }
 
 /// Records a change; returns the newest position dropped to make room, if any.
@@ -104,6 +106,11 @@ impl Activity {
     /// tell (the position predates its start).
     pub fn room_may_have_changed(&self, room_id: &str, after: i64) -> bool {
         self.moved(&self.rooms, room_id, after)
+    }
+
+    /// Whether anyone's membership of a room may have changed after `after`.
+    pub fn members_may_have_changed(&self, room_id: &str, after: i64) -> bool {
+        self.moved(&self.members, room_id, after)
     }
 
     /// Whether a room's receipts may have changed after `after`.
@@ -204,7 +211,8 @@ impl Activity {
         self.moved(&self.to_device, user_id, after)
     }
 
-    pub fn membership_changed(&self, _room_id: &str, user_id: &str, position: i64) {
+    pub fn membership_changed(&self, room_id: &str, user_id: &str, position: i64) {
+        self.bump(&self.members, room_id, position);
         self.user_changed(user_id, position);
         self.forget_user_rooms(user_id);
     }

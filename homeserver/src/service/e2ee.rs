@@ -451,11 +451,11 @@ impl Services {
         upto: i64,
     ) -> Result<(Vec<String>, Vec<String>)> {
         let rooms = self.user_rooms(user_id).await?;
-        let room_moved = rooms
+        let members_moved = rooms
             .rooms
             .iter()
-            .any(|r| self.activity.room_may_have_changed(r, after));
-        if !room_moved && !self.activity.device_lists_may_have_changed(after) {
+            .any(|r| self.activity.members_may_have_changed(r, after));
+        if !members_moved && !self.activity.device_lists_may_have_changed(after) {
             return Ok((Vec::new(), Vec::new()));
         }
         // Who shares a room now is read only when a candidate needs checking against it.
@@ -463,7 +463,7 @@ impl Services {
         let mut changed = BTreeSet::new();
         let mut left_candidates = BTreeSet::new();
         for m in &rooms.memberships {
-            if !self.activity.room_may_have_changed(&m.room_id, after) {
+            if !self.activity.members_may_have_changed(&m.room_id, after) {
                 continue;
             }
             let newly_mine = m.stream_ordering > after && m.stream_ordering <= upto;
