@@ -31,7 +31,6 @@ impl Services {
         txn_id: &str,
         messages: Vec<Outgoing>,
     ) -> Result<()> {
-        let reservation = self.stream.reserve();
         let suffix = format!(":{}", self.config.server_name);
         let mut rows = Vec::new();
         let mut existing: HashMap<String, Vec<String>> = HashMap::new();
@@ -54,12 +53,17 @@ impl Services {
                 rows.push(ToDeviceRow {
                     user_id: m.user_id.clone(),
                     device_id,
-                    stream_id: reservation.position,
+                    stream_id: 0,
                     sender: who.user_id.clone(),
                     event_type: event_type.to_owned(),
                     content: m.content.to_string(),
                 });
             }
+        }
+        // The position is reserved only now, so the device lookups above hold back no reader.
+        let reservation = self.stream.reserve();
+        for row in &mut rows {
+            row.stream_id = reservation.position;
         }
         let queued = self
             .store
