@@ -6,6 +6,7 @@ pub mod activity;
 pub mod appservice;
 pub mod client_event;
 pub mod directory;
+pub mod e2ee;
 pub mod ephemeral;
 pub mod filter;
 pub mod keys;
@@ -52,6 +53,8 @@ pub struct Services {
     pub unread: Arc<unread::Unread>,
     pub last_seen: Arc<last_seen::LastSeen>,
     pub lazy_members: Arc<sync::lazy::LazyMembers>,
+    /// Each device's key counts and to-device state as its `/sync` last read them.
+    pub device_cache: Arc<e2ee::device_cache::DeviceCache>,
     pub presence_states: Arc<presence::KnownStates>,
     pub recent: Arc<recent::RecentEvents>,
     /// Group commit of events built in different rooms at once.
@@ -103,6 +106,7 @@ impl Services {
             unread: Arc::new(unread::Unread::default()),
             last_seen: Arc::new(last_seen::LastSeen::default()),
             lazy_members: Arc::new(sync::lazy::LazyMembers::default()),
+            device_cache: Arc::new(e2ee::device_cache::DeviceCache::default()),
             presence_states: Arc::new(presence::KnownStates::default()),
             recent,
             committer,

@@ -8,6 +8,7 @@ mod account_data;
 mod appservice;
 mod devices;
 mod directory;
+mod e2e_keys;
 mod event_chain;
 mod events;
 mod filters;
@@ -15,6 +16,7 @@ mod media;
 mod memberships;
 mod presence;
 mod receipts;
+mod to_device;
 mod tokens;
 mod users;
 
@@ -29,11 +31,13 @@ use sqlx::{
 pub use account_data::AccountDataRow;
 pub use appservice::QueuedTxn;
 pub use devices::DeviceRow;
+pub use e2e_keys::{KeySignatureRow, OneTimeKeyRow};
 pub use events::{Direction, EventRow, NewEvent};
 pub use media::{MediaRow, ThumbnailRow};
 pub use memberships::MembershipRow;
 pub use presence::PresenceRow;
 pub use receipts::ReceiptRow;
+pub use to_device::ToDeviceRow;
 pub use tokens::{NewSession, TokenRow};
 pub use users::{NewUser, UserRow};
 

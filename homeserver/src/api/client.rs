@@ -8,6 +8,7 @@ mod directory;
 mod discovery;
 mod ephemeral;
 mod event;
+mod keys;
 mod media;
 mod membership;
 mod message;
@@ -21,6 +22,7 @@ mod session;
 mod state;
 mod sync;
 mod thirdparty;
+mod to_device;
 mod uiaa;
 
 use axum::Router;
@@ -50,4 +52,6 @@ pub(crate) fn router() -> Router<Services> {
         .merge(media::router())
         .merge(appservice::router())
         .merge(thirdparty::router())
+        .merge(keys::router())
+        .merge(to_device::router())
 }

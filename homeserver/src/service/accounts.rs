@@ -274,6 +274,7 @@ impl Services {
             self.store
                 .delete_all_devices(&who.user_id, Some(&who.device_id))
                 .await?;
+            self.device_list_changed(&who.user_id).await?;
         }
         tracing::info!(user_id = who.user_id, logout_devices, "password changed");
         Ok(())

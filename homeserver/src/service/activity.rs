@@ -47,6 +47,14 @@ pub struct Activity {
     user_rooms: Mutex<(u64, HashMap<String, Arc<UserRooms>>)>,
     /// Rooms whose typing set changed, with the ephemeral serial of the change.
     typing: Mutex<HashMap<String, i64>>,
+    /// Rooms with a member whose devices or keys changed.
+    device_lists: Mutex<HashMap<String, i64>>,
+    /// The last change of anyone's devices or keys.
+    device_lists_any: AtomicI64,
+    /// Users a to-device message was queued for.
+    to_device: Mutex<HashMap<String, i64>>,
+    /// Rooms whose memberships changed.
+    members: Mutex<HashMap<String, i64>>,
 }
 
 /// Records a change; returns the newest position dropped to make room, if any.
@@ -98,6 +106,11 @@ impl Activity {
     /// tell (the position predates its start).
     pub fn room_may_have_changed(&self, room_id: &str, after: i64) -> bool {
         self.moved(&self.rooms, room_id, after)
+    }
+
+    /// Whether anyone's membership of a room may have changed after `after`.
+    pub fn members_may_have_changed(&self, room_id: &str, after: i64) -> bool {
+        self.moved(&self.members, room_id, after)
     }
 
     /// Whether a room's receipts may have changed after `after`.
@@ -167,7 +180,39 @@ impl Activity {
         }
     }
 
-    pub fn membership_changed(&self, _room_id: &str, user_id: &str, position: i64) {
+    /// The devices or keys of `user_id` changed at `position`; `rooms` are theirs, so everyone
+    /// sharing one hears of it.
+    pub fn device_list_changed<'a>(
+        &self,
+        user_id: &str,
+        rooms: impl IntoIterator<Item = &'a String>,
+        position: i64,
+    ) {
+        self.device_lists_any.fetch_max(position, Ordering::Relaxed);
+        self.user_changed(user_id, position);
+        for room in rooms {
+            self.bump(&self.device_lists, room, position);
+        }
+    }
+
+    /// Whether anyone's devices or keys may have changed after `after`.
+    pub fn device_lists_may_have_changed(&self, after: i64) -> bool {
+        self.unknown(after) || self.device_lists_any.load(Ordering::Relaxed) > after
+    }
+
+    /// A to-device message for `user_id` was queued at `position`.
+    pub fn to_device_queued(&self, user_id: &str, position: i64) {
+        self.bump(&self.to_device, user_id, position);
+        self.user_changed(user_id, position);
+    }
+
+    /// Whether a to-device message may have been queued for `user_id` after `after`.
+    pub fn to_device_may_have_changed(&self, user_id: &str, after: i64) -> bool {
+        self.moved(&self.to_device, user_id, after)
+    }
+
+    pub fn membership_changed(&self, room_id: &str, user_id: &str, position: i64) {
+        self.bump(&self.members, room_id, position);
         self.user_changed(user_id, position);
         self.forget_user_rooms(user_id);
     }
@@ -222,8 +267,10 @@ impl Activity {
         };
         stream <= self.forgotten_before.load(Ordering::Relaxed)
             || moved(&self.users, user_id, stream)
-            || rooms
-                .iter()
-                .any(|r| moved(&self.rooms, r, stream) || moved(&self.typing, r, ephemeral))
+            || rooms.iter().any(|r| {
+                moved(&self.rooms, r, stream)
+                    || moved(&self.device_lists, r, stream)
+                    || moved(&self.typing, r, ephemeral)
+            })
     }
 }

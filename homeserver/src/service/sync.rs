@@ -16,12 +16,16 @@ use crate::{
     service::{Services, activity::UserRooms, stream::Positions},
 };
 
-/// A `/sync` or pagination token: `s<stream>_<ephemeral>`. It names the point just after stream
-/// position `stream`.
+/// A `/sync` or pagination token: `s<stream>_<ephemeral>`, or `s<stream>_<ephemeral>_<to_device>`
+/// when a sync held back to-device messages. It names the point just after stream position
+/// `stream`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Token {
     pub stream: i64,
     pub ephemeral: i64,
+    /// The position up to which to-device messages were delivered, when that is short of
+    /// `stream` (a sync returns at most [`MAX_TO_DEVICE`] of them).
+    pub to_device: Option<i64>,
 }
 
 impl Token {
@@ -35,23 +39,43 @@ impl Token {
             .map(|p| p.parse().map_err(|_| bad()))
             .transpose()?
             .unwrap_or(0);
-        Ok(Token { stream, ephemeral })
+        let to_device = parts
+            .next()
+            .map(|p| p.parse().map_err(|_| bad()))
+            .transpose()?;
+        Ok(Token {
+            stream,
+            ephemeral,
+            to_device,
+        })
     }
 
     pub fn at(stream: i64) -> Self {
         Token {
             stream,
             ephemeral: 0,
+            to_device: None,
         }
+    }
+
+    /// Where to-device delivery stands: up to `to_device` when held back, else up to `stream`.
+    pub fn to_device_position(&self) -> i64 {
+        self.to_device.unwrap_or(self.stream).min(self.stream)
     }
 }
 
 impl std::fmt::Display for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s{}_{}", self.stream, self.ephemeral)
+        write!(f, "s{}_{}", self.stream, self.ephemeral)?;
+        match self.to_device {
+            Some(p) => write!(f, "_{p}"),
+            None => Ok(()),
+        }
     }
 }
 
+/// Most to-device messages one `/sync` returns; the rest follow in the next.
+pub const MAX_TO_DEVICE: usize = 100;
 /// Most timeline events one room returns in one `/sync`, whatever the filter asks.
 pub const MAX_TIMELINE_LIMIT: usize = 500;
 /// Timeline events per room when the filter sets no limit.
@@ -84,9 +108,10 @@ impl Services {
         let mut changes = self.stream.subscribe();
         loop {
             let now = *changes.borrow_and_update();
-            let unchanged = req
-                .since
-                .is_some_and(|t| t.stream >= now.stream && t.ephemeral == now.ephemeral);
+            // A token that held back to-device messages is never "unchanged": the rest is due.
+            let unchanged = req.since.is_some_and(|t| {
+                t.stream >= now.stream && t.ephemeral == now.ephemeral && t.to_device.is_none()
+            });
             if !unchanged || req.full_state {
                 let (body, has_content) = self.sync_once(&req, now).await?;
                 if has_content
@@ -208,20 +233,40 @@ impl Services {
         let presence = self
             .presence_events(&req.user_id, since.map(|s| s.stream), now.stream)
             .await?;
-        let has_content = !join.is_empty()
+        let (to_device, to_device_upto) = self
+            .to_device_for_sync(
+                &req.user_id,
+                &req.device_id,
+                since.map(|s| s.to_device_position()),
+                now.stream,
+            )
+            .await?;
+        let (changed, left) = match since {
+            Some(s) => {
+                self.device_list_delta(&req.user_id, s.stream, now.stream)
+                    .await?
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let key_counts = self.device_key_counts(&req.user_id, &req.device_id).await?;
+        let has_content = !to_device.is_empty()
+            || !changed.is_empty()
+            || !left.is_empty()
+            || !join.is_empty()
             || !invite.is_empty()
             || !knock.is_empty()
             || !leave.is_empty()
             || !account_data.is_empty()
             || !presence.is_empty();
         let body = json!({
-            "next_batch": Token { stream: now.stream, ephemeral: now.ephemeral }.to_string(),
+            "next_batch": Token { stream: now.stream, ephemeral: now.ephemeral, to_device: to_device_upto }.to_string(),
             "rooms": {"join": join, "invite": invite, "knock": knock, "leave": leave},
             "account_data": {"events": account_data},
             "presence": {"events": presence},
-            "to_device": {"events": []},
-            "device_lists": {"changed": [], "left": []},
-            "device_one_time_keys_count": {"signed_curve25519": 0},
+            "to_device": {"events": to_device},
+            "device_lists": {"changed": changed, "left": left},
+            "device_one_time_keys_count": key_counts.one_time,
+            "device_unused_fallback_key_types": key_counts.unused_fallback,
         });
         Ok((body, has_content))
     }

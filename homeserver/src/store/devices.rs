@@ -84,11 +84,21 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes devices and every token issued to them, in one transaction.
+    /// Deletes devices with every token issued to them, their keys and their pending to-device
+    /// messages, in one transaction.
     pub async fn delete_devices(&self, user_id: &str, device_ids: &[String]) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         for device_id in device_ids {
-            for table in ["access_tokens", "refresh_tokens", "devices"] {
+            for table in [
+                "access_tokens",
+                "refresh_tokens",
+                "device_keys",
+                "one_time_keys",
+                "fallback_keys",
+                "to_device_messages",
+                "to_device_txns",
+                "devices",
+            ] {
                 sqlx::query(AssertSqlSafe(format!(
                     "DELETE FROM {table} WHERE user_id = $1 AND device_id = $2"
                 )))

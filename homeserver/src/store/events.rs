@@ -266,7 +266,9 @@ impl Store {
             "SELECT MAX(p) FROM (SELECT COALESCE(MAX(stream_ordering), 0) AS p FROM events \
              UNION ALL SELECT COALESCE(MAX(stream_id), 0) FROM account_data \
              UNION ALL SELECT COALESCE(MAX(stream_ordering), 0) FROM receipts \
-             UNION ALL SELECT COALESCE(MAX(stream_ordering), 0) FROM presence) AS positions",
+             UNION ALL SELECT COALESCE(MAX(stream_ordering), 0) FROM presence \
+             UNION ALL SELECT COALESCE(MAX(stream_id), 0) FROM device_list_changes \
+             UNION ALL SELECT COALESCE(MAX(stream_id), 0) FROM to_device_messages) AS positions",
         )
         .fetch_one(&self.writer)
         .await?;

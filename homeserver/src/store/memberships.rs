@@ -68,6 +68,33 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
+    /// The latest membership of each user whose membership in a room changed after `after`, up to
+    /// and including `upto`.
+    pub async fn membership_changes(
+        &self,
+        room_id: &str,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<MembershipRow>> {
+        let rows = sqlx::query(
+            "SELECT stream_ordering, room_id, user_id, membership, event_id FROM memberships \
+             WHERE room_id = $1 AND stream_ordering > $2 AND stream_ordering <= $3 \
+             ORDER BY stream_ordering",
+        )
+        .bind(room_id)
+        .bind(after)
+        .bind(upto)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut latest: Vec<MembershipRow> = Vec::new();
+        for r in rows.iter().map(row) {
+            let r = r?;
+            latest.retain(|m| m.user_id != r.user_id);
+            latest.push(r);
+        }
+        Ok(latest)
+    }
+
     pub async fn forget_room(&self, user_id: &str, room_id: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO forgotten_rooms (user_id, room_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",

@@ -198,11 +198,21 @@ impl Store {
         self.delete_devices(user_id, &[device_id.to_owned()]).await
     }
 
-    /// Removes every device and token of a user except, optionally, one device.
+    /// Removes every device of a user except, optionally, one, with their tokens, keys and
+    /// pending to-device messages.
     pub async fn delete_all_devices(&self, user_id: &str, keep_device: Option<&str>) -> Result<()> {
         let keep = keep_device.unwrap_or("");
         let mut tx = self.writer.begin().await?;
-        for table in ["access_tokens", "refresh_tokens", "devices"] {
+        for table in [
+            "access_tokens",
+            "refresh_tokens",
+            "device_keys",
+            "one_time_keys",
+            "fallback_keys",
+            "to_device_messages",
+            "to_device_txns",
+            "devices",
+        ] {
             sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE user_id = $1 AND device_id <> $2"
             )))

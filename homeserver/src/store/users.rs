@@ -115,7 +115,7 @@ impl Store {
     }
 
     /// Marks the account deactivated, clears its password and profile, and removes every device
-    /// and token, in one transaction.
+    /// with its tokens, keys and pending to-device messages, in one transaction.
     pub async fn deactivate_user(&self, user_id: &str) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(
@@ -125,7 +125,16 @@ impl Store {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-        for table in ["access_tokens", "refresh_tokens", "devices"] {
+        for table in [
+            "access_tokens",
+            "refresh_tokens",
+            "device_keys",
+            "one_time_keys",
+            "fallback_keys",
+            "to_device_messages",
+            "to_device_txns",
+            "devices",
+        ] {
             sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE user_id = $1"
             )))

@@ -9,6 +9,7 @@ mod appservice;
 mod devices;
 mod directory;
 mod discovery;
+mod e2ee;
 mod errors;
 mod login;
 mod media;

@@ -70,6 +70,7 @@ async fn post_deactivate(
     let who = signed_in(&req)?;
     require_password(&s, who, req.body.auth.as_ref(), "deactivate").await?;
     s.store.deactivate_user(&who.user_id).await?;
+    s.device_list_changed(&who.user_id).await?;
     tracing::info!(user_id = who.user_id, "account deactivated");
     Ok(RumaResponse(deactivate::Response::new(
         ThirdPartyIdRemovalStatus::NoSupport,

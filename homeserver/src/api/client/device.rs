@@ -113,6 +113,7 @@ async fn delete(
     s.store
         .delete_device(&who.user_id, req.body.device_id.as_str())
         .await?;
+    s.device_list_changed(&who.user_id).await?;
     tracing::info!(user_id = who.user_id, device_id = %req.body.device_id, "device deleted");
     Ok(RumaResponse(delete_device::Response::new()))
 }
@@ -133,6 +134,7 @@ async fn delete_many(
         .map(|d| d.as_str().to_owned())
         .collect();
     s.store.delete_devices(&who.user_id, &ids).await?;
+    s.device_list_changed(&who.user_id).await?;
     tracing::info!(user_id = who.user_id, count = ids.len(), "devices deleted");
     Ok(RumaResponse(delete_devices::Response::new()))
 }

@@ -111,6 +111,7 @@ async fn post_logout(
 ) -> Result<RumaResponse<logout::Response>> {
     let who = req.requester();
     s.store.delete_device(&who.user_id, &who.device_id).await?;
+    s.device_list_changed(&who.user_id).await?;
     tracing::info!(
         user_id = who.user_id,
         device_id = who.device_id,
@@ -126,6 +127,7 @@ async fn post_logout_all(
 ) -> Result<RumaResponse<logout_all::Response>> {
     let who = req.requester();
     s.store.delete_all_devices(&who.user_id, None).await?;
+    s.device_list_changed(&who.user_id).await?;
     tracing::info!(user_id = who.user_id, "logged out every device");
     Ok(RumaResponse(logout_all::Response::new()))
 }
