@@ -22,6 +22,19 @@ fn row_to_device(row: &sqlx::any::AnyRow) -> Result<DeviceRow> {
     })
 }
 
+/// Tables with rows per device (`user_id`, `device_id`), the device's own row last: what deleting
+/// a device removes.
+pub(super) const DEVICE_TABLES: [&str; 8] = [
+    "access_tokens",
+    "refresh_tokens",
+    "device_keys",
+    "one_time_keys",
+    "fallback_keys",
+    "to_device_messages",
+    "to_device_txns",
+    "devices",
+];
+
 impl Store {
     pub async fn devices(&self, user_id: &str) -> Result<Vec<DeviceRow>> {
         let rows = sqlx::query(
@@ -89,16 +102,7 @@ impl Store {
     pub async fn delete_devices(&self, user_id: &str, device_ids: &[String]) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         for device_id in device_ids {
-            for table in [
-                "access_tokens",
-                "refresh_tokens",
-                "device_keys",
-                "one_time_keys",
-                "fallback_keys",
-                "to_device_messages",
-                "to_device_txns",
-                "devices",
-            ] {
+            for table in DEVICE_TABLES {
                 sqlx::query(AssertSqlSafe(format!(
                     "DELETE FROM {table} WHERE user_id = $1 AND device_id = $2"
                 )))

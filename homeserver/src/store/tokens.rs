@@ -203,16 +203,7 @@ impl Store {
     pub async fn delete_all_devices(&self, user_id: &str, keep_device: Option<&str>) -> Result<()> {
         let keep = keep_device.unwrap_or("");
         let mut tx = self.writer.begin().await?;
-        for table in [
-            "access_tokens",
-            "refresh_tokens",
-            "device_keys",
-            "one_time_keys",
-            "fallback_keys",
-            "to_device_messages",
-            "to_device_txns",
-            "devices",
-        ] {
+        for table in super::devices::DEVICE_TABLES {
             sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE user_id = $1 AND device_id <> $2"
             )))

@@ -125,16 +125,7 @@ impl Store {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-        for table in [
-            "access_tokens",
-            "refresh_tokens",
-            "device_keys",
-            "one_time_keys",
-            "fallback_keys",
-            "to_device_messages",
-            "to_device_txns",
-            "devices",
-        ] {
+        for table in super::devices::DEVICE_TABLES {
             sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE user_id = $1"
             )))
