@@ -120,6 +120,14 @@ struct EventJson<'a> {
     txn_id: Option<&'a str>,
 }
 
+/// The `txn_user`, `txn_device` and `txn_id` columns of an event (all null without a txn id).
+fn txn_columns<'a>(e: &NewEvent<'a>) -> (Option<&'a str>, Option<&'a str>, Option<&'a str>) {
+    match e.txn {
+        Some((u, d, t)) => (Some(u), Some(d), Some(t)),
+        None => (None, None, None),
+    }
+}
+
 fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
     serde_json::to_string(&rows.collect::<Vec<T>>()).expect("rows serialise")
 }
@@ -139,10 +147,7 @@ impl Store {
 
     async fn persist_postgres(&self, events: &[NewEvent<'_>], effects: Effects<'_>) -> Result<()> {
         let events = json_rows(events.iter().map(|e| {
-            let (txn_user, txn_device, txn_id) = match e.txn {
-                Some((u, d, t)) => (Some(u), Some(d), Some(t)),
-                None => (None, None, None),
-            };
+            let (txn_user, txn_device, txn_id) = txn_columns(e);
             EventJson {
                 stream_ordering: e.stream_ordering,
                 event_id: e.event_id,
@@ -197,10 +202,7 @@ impl Store {
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for e in chunk {
-                let (txn_user, txn_device, txn_id) = match e.txn {
-                    Some((u, d, t)) => (Some(u), Some(d), Some(t)),
-                    None => (None, None, None),
-                };
+                let (txn_user, txn_device, txn_id) = txn_columns(e);
                 q = q
                     .bind(e.stream_ordering)
                     .bind(e.event_id)

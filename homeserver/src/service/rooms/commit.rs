@@ -192,10 +192,7 @@ async fn run(
                 .iter()
                 .flat_map(|j| j.events.iter().map(PendingEvent::as_new))
                 .collect();
-            let started = Instant::now();
-            let result = store.persist_events(&all).await;
-            Metrics::observe_write(metrics.as_deref(), all.len(), started, result.is_ok());
-            Some(result)
+            Some(write(&store, metrics.as_deref(), &all).await)
         } else {
             None
         };
@@ -213,10 +210,9 @@ async fn run(
             } else {
                 // Alone, or the shared transaction failed: this job on its own.
                 let own: Vec<NewEvent<'_>> = job.events.iter().map(PendingEvent::as_new).collect();
-                let started = Instant::now();
-                let result = store.persist_events(&own).await;
-                Metrics::observe_write(metrics.as_deref(), own.len(), started, result.is_ok());
-                result.map_err(CommitError::from)
+                write(&store, metrics.as_deref(), &own)
+                    .await
+                    .map_err(CommitError::from)
             };
             match &result {
                 Ok(()) => note_written(&recent, &activity, &job.events),
@@ -228,6 +224,18 @@ async fn run(
             let _ = job.done.send(result);
         }
     }
+}
+
+/// Persists events in one transaction, timing it and counting the outcome in `metrics`.
+async fn write(
+    store: &Store,
+    metrics: Option<&Metrics>,
+    events: &[NewEvent<'_>],
+) -> Result<(), StoreError> {
+    let started = Instant::now();
+    let result = store.persist_events(events).await;
+    Metrics::observe_write(metrics, events.len(), started, result.is_ok());
+    result
 }
 
 fn remember_failed(failed: &mut HashSet<String>, job: &Job) {
